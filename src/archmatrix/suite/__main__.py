@@ -1,0 +1,153 @@
+"""Lane-side entry point: ``python -m archmatrix.suite --lane ID --out FILE``.
+
+Runs in the lane's own interpreter (venv, container, under qemu or Rosetta),
+so it imports only the standard library. It collects the lane's facts, runs
+every selected check in its own forked child, and writes one lane result
+file, rewritten after every check so an interrupted run keeps what it did.
+Progress goes to stderr, one line per check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from . import facts as lane_facts
+from .registry import (
+    DEFAULT_TOLERANCES,
+    CheckContext,
+    Tolerance,
+    builtin_checks,
+    load_user_module,
+    select,
+)
+from .result import CheckResult, LaneResult, LaneStatus, save
+from .supervise import DEFAULT_TIMEOUT, run_checks, run_forked
+
+EXIT_OK = 0
+EXIT_CHECKS_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m archmatrix.suite", description=__doc__)
+    p.add_argument("--lane", default="host", help="lane id recorded in the result")
+    p.add_argument("--runner", default="direct", help="runner name recorded in the result")
+    p.add_argument("--out", type=Path, help="write the lane result here (default: stdout)")
+    p.add_argument("--checks", action="append", metavar="PATTERN",
+                   help="only checks whose id matches (fnmatch; repeatable)")
+    p.add_argument("--user-checks", action="append", default=[], metavar="MODULE_OR_PATH",
+                   help="also run the checks of this module (repeatable)")
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per check")
+    p.add_argument("--spec", help="JSON object: timeouts, tolerances, options (from the config)")
+    p.add_argument("--emulator", help="the emulator the runner used (recorded as a fact)")
+    p.add_argument("--cpu-model", help="the emulated CPU model (recorded as a fact)")
+    p.add_argument("--facts-only", action="store_true", help="print this interpreter's facts and exit")
+    p.add_argument("--list", action="store_true", help="list the check ids and exit")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    return p.parse_args(argv)
+
+
+def collect_facts(args: argparse.Namespace, timeout: float) -> dict[str, Any]:
+    facts = lane_facts.base_facts(args.emulator, args.cpu_model)
+    machine = facts["machine"]
+    report = run_forked(lambda: {"status": "ok", "facts": lane_facts.library_facts(machine)}, timeout)
+    payload = report.payload or {}
+    if payload.get("status") == "ok":
+        facts.update(payload["facts"])
+    else:
+        # The facts child crashed (e.g. SIGILL importing numpy): say so and go on.
+        facts["errors"] = {
+            "library_facts": payload.get("exc_message")
+            or f"child exited with status {report.returncode}: {report.stderr.strip()[-300:]}"
+        }
+    return facts
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    spec: dict[str, Any] = json.loads(args.spec) if args.spec else {}
+    checks = builtin_checks()
+    for module in list(args.user_checks) + list(spec.get("user_checks", [])):
+        checks += load_user_module(module)
+    checks = select(checks, args.checks or spec.get("checks"))
+    if args.list:
+        for chk in checks:
+            print(f"{chk.id}\t{chk.description}")
+        return EXIT_OK
+    if args.facts_only:
+        print(json.dumps(collect_facts(args, args.timeout), indent=1, default=str))
+        return EXIT_OK
+
+    tolerances = dict(DEFAULT_TOLERANCES)
+    for dtype, tol in (spec.get("tolerances") or {}).items():
+        tolerances[dtype] = Tolerance(float(tol["rtol"]), float(tol["atol"]))
+    options = dict(spec.get("options") or {})
+
+    def context() -> CheckContext:
+        return CheckContext(tolerances=tolerances, options=options)
+
+    started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    t0 = time.monotonic()
+    result = LaneResult(lane=args.lane, runner=args.runner, started=started,
+                        status=LaneStatus.INTERRUPTED)
+
+    def save_now() -> None:
+        result.duration_s = time.monotonic() - t0
+        if args.out:
+            save(result, args.out)
+
+    def progress(i: int, n: int, res: CheckResult) -> None:
+        if not args.quiet:
+            print(
+                f"[{args.lane}] {i}/{n} {res.id:<32} {res.outcome.glyph} {res.outcome.value:<19} "
+                f"{res.duration_s:6.2f}s  (elapsed {time.monotonic() - t0:.0f}s)",
+                file=sys.stderr, flush=True,
+            )
+
+    def on_result(res: CheckResult) -> None:
+        result.checks.append(res)
+        save_now()
+
+    # SIGTERM (docker stop, a CI cancel) ends the run like Ctrl-C: the
+    # current check's child is killed and what finished is kept.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        if not args.quiet:
+            print(f"[{args.lane}] collecting facts", file=sys.stderr, flush=True)
+        result.facts = collect_facts(args, args.timeout)
+        save_now()
+        run_checks(
+            checks,
+            context_factory=context,
+            default_timeout=args.timeout,
+            timeouts={k: float(v) for k, v in (spec.get("timeouts") or {}).items()},
+            progress=progress,
+            on_result=on_result,
+        )
+    except KeyboardInterrupt:
+        result.reason = "interrupted before every check ran"
+        save_now()
+        return EXIT_INTERRUPTED
+    result.status = LaneStatus.RAN
+    save_now()
+    if not args.out:
+        json.dump(result.to_dict(), sys.stdout, indent=1, default=str)
+        print()
+    failed = any(c.outcome.failed for c in result.checks)
+    return EXIT_CHECKS_FAILED if failed else EXIT_OK
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":
+    sys.exit(main())
