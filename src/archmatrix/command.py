@@ -10,7 +10,8 @@ import logging
 import os
 import shlex
 import subprocess
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,18 +64,23 @@ def run(
     check: bool = True,
     capture: bool = True,
     input: str | None = None,
+    on_line: Callable[[str], None] | None = None,
 ) -> Completed:
     """Run ``argv`` and return its exit status and output.
 
     ``env`` replaces the environment when given (pass ``{**os.environ, ...}``
     to extend it). With ``check`` a non-zero exit raises :class:`CommandError`.
     With ``capture=False`` output goes to this process's own stdout/stderr
-    (for long builds whose progress the user should see).
+    (for long builds whose progress the user should see). ``on_line`` is
+    called with each line of stderr as it arrives (progress of a lane),
+    while stderr is still captured whole.
     """
     args = [os.fspath(a) for a in argv]
     if not args:
         raise ValueError("run() needs a non-empty command")
     log.info("$ %s", shlex.join(args))
+    if on_line is not None:
+        return _run_streaming(args, env=env, cwd=cwd, timeout=timeout, check=check, on_line=on_line)
     try:
         proc = subprocess.run(
             args,
@@ -109,6 +115,74 @@ def run(
             returncode=proc.returncode,
             stdout=result.stdout,
             stderr=result.stderr,
+        )
+    return result
+
+
+def _run_streaming(
+    args: list[str],
+    *,
+    env: Mapping[str, str] | None,
+    cwd: Path | str | None,
+    timeout: float | None,
+    check: bool,
+    on_line: Callable[[str], None],
+) -> Completed:
+    try:
+        proc = subprocess.Popen(
+            args,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+        )
+    except FileNotFoundError as exc:
+        raise CommandError(args, f"command not found ({exc.filename})") from exc
+    except OSError as exc:
+        raise CommandError(args, f"could not start ({exc.strerror})", stderr=str(exc)) from exc
+    out_chunks: list[str] = []
+    err_lines: list[str] = []
+    assert proc.stdout is not None and proc.stderr is not None
+    stdout, stderr = proc.stdout, proc.stderr
+    reader = threading.Thread(target=lambda: out_chunks.append(stdout.read()), daemon=True)
+    reader.start()
+
+    def pump() -> None:
+        for line in stderr:
+            err_lines.append(line)
+            on_line(line.rstrip("\n"))
+
+    pumper = threading.Thread(target=pump, daemon=True)
+    pumper.start()
+    try:
+        returncode = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        reader.join(5)
+        pumper.join(5)
+        raise CommandTimeout(
+            args, f"timed out after {timeout:g} s", stdout="".join(out_chunks), stderr="".join(err_lines)
+        ) from None
+    except BaseException:
+        # Ctrl-C: the child got SIGINT too. Give it a moment to save what it
+        # finished (the suite does), then make sure it is gone.
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        raise
+    reader.join()
+    pumper.join()
+    result = Completed(args, returncode, "".join(out_chunks), "".join(err_lines))
+    if check and returncode != 0:
+        raise CommandError(
+            args, f"exited with status {returncode}", returncode=returncode,
+            stdout=result.stdout, stderr=result.stderr,
         )
     return result
 

@@ -1,0 +1,338 @@
+"""Load and validate the matrix configuration (``ci/matrix.yaml``).
+
+Every error is one line that names the file, the line and column where
+YAML knows them, and the key path: a syntax error, an unknown key (with
+"perhaps you meant …?"), a value of the wrong type, an unknown runner.
+Validation produces frozen values; nothing else reads the raw YAML.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .profiles import DEFAULT_PROFILES, CpuProfile
+from .suite.registry import DEFAULT_TOLERANCES, Tolerance
+
+DEFAULT_CONFIG = Path("ci/matrix.yaml")
+LANE_ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+Position = tuple[int, int]  # 1-based line, column
+
+
+class ConfigError(Exception):
+    """A configuration problem, already phrased for the user (file:line:col: path: what)."""
+
+
+@dataclass(frozen=True)
+class Lock:
+    python: str
+    packages: Mapping[str, str]
+    wheels: tuple[str, ...] = ()  # local wheel files or directories (bring your own package)
+
+    # The names wheels.stage_site_packages expects of a lock.
+    @property
+    def python_version(self) -> str:
+        return self.python
+
+    @property
+    def requirements(self) -> Mapping[str, str]:
+        return self.packages
+
+
+@dataclass(frozen=True)
+class ChecksConfig:
+    select: tuple[str, ...] = ("*",)
+    user_modules: tuple[str, ...] = ()
+    timeout: float = 180.0
+    timeouts: Mapping[str, float] = field(default_factory=dict)
+    tolerances: Mapping[str, Tolerance] = field(default_factory=lambda: dict(DEFAULT_TOLERANCES))
+    drift_rtol: float = 1e-6
+
+    def suite_spec(self) -> dict[str, Any]:
+        """What the lane-side suite needs, as JSON-able data (its ``--spec``)."""
+        return {
+            "checks": list(self.select),
+            "user_checks": list(self.user_modules),
+            "timeouts": dict(self.timeouts),
+            "tolerances": {k: {"rtol": t.rtol, "atol": t.atol} for k, t in self.tolerances.items()},
+        }
+
+
+@dataclass(frozen=True)
+class LaneConfig:
+    id: str
+    runner: str
+    required: bool = True
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MatrixConfig:
+    path: Path
+    lock: Lock
+    checks: ChecksConfig
+    lanes: tuple[LaneConfig, ...]
+    parallel: int | None = None  # lanes at once; None: by the host's cores
+    cpu_profiles: Mapping[str, CpuProfile] = field(default_factory=lambda: dict(DEFAULT_PROFILES))
+
+    def lane(self, lane_id: str) -> LaneConfig:
+        for lane in self.lanes:
+            if lane.id == lane_id:
+                return lane
+        raise ConfigError(
+            f"{self.path}: no lane {lane_id!r}{_suggest(lane_id, [ln.id for ln in self.lanes])}"
+        )
+
+
+# ---------------------------------------------------------------- validation
+
+
+class _Doc:
+    """The parsed YAML plus where each key path came from, for messages."""
+
+    def __init__(self, path: Path, text: str) -> None:
+        self.path = path
+        self.positions: dict[tuple[str | int, ...], Position] = {}
+        try:
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
+            self.data = yaml.safe_load(text)
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+            problem = exc.problem or exc.context or "invalid YAML"
+            raise ConfigError(f"{where}: YAML syntax error: {problem}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: YAML error: {exc}") from None
+        if node is not None:
+            self._index(node, ())
+
+    def _index(self, node: yaml.Node, path: tuple[str | int, ...]) -> None:
+        self.positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                key = (*path, str(key_node.value))
+                self._index(value_node, key)
+                # the key's own position is the better place to point at
+                self.positions[key] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                self._index(item, (*path, i))
+
+    def error(self, path: tuple[str | int, ...], message: str) -> ConfigError:
+        probe = path
+        while probe and probe not in self.positions:
+            probe = probe[:-1]
+        pos = self.positions.get(probe)
+        where = f"{self.path}:{pos[0]}:{pos[1]}" if pos else str(self.path)
+        return ConfigError(f"{where}: {_dotted(path) or '(top level)'}: {message}")
+
+
+def _dotted(path: Sequence[str | int]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
+
+
+def _suggest(word: str, options: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f" (perhaps you meant {close[0]!r}?)" if close else ""
+
+
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+               list: "a list", dict: "a mapping"}
+
+
+def _expect(doc: _Doc, path: tuple[str | int, ...], value: Any, typ: type) -> Any:
+    ok = isinstance(value, typ) and not (typ in (int, float) and isinstance(value, bool))
+    if typ is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not ok:
+        raise doc.error(path, f"expected {_TYPE_NAMES[typ]}, found {_describe(value)}")
+    return value
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    return f"{_TYPE_NAMES.get(type(value), type(value).__name__)} ({value!r:.40})"
+
+
+def _mapping(
+    doc: _Doc, path: tuple[str | int, ...], value: Any, allowed: Sequence[str], required: Sequence[str] = ()
+) -> dict[str, Any]:
+    data = _expect(doc, path, value, dict)
+    for key in data:
+        if not isinstance(key, str):
+            raise doc.error(path, f"keys must be strings, found {key!r}")
+        if key not in allowed:
+            raise doc.error((*path, key), f"unknown key{_suggest(key, allowed)}; valid keys: "
+                                          f"{', '.join(allowed)}")
+    for key in required:
+        if key not in data:
+            raise doc.error(path, f"missing required key {key!r}")
+    return dict(data)
+
+
+def _str_list(doc: _Doc, path: tuple[str | int, ...], value: Any) -> tuple[str, ...]:
+    items = _expect(doc, path, value, list)
+    return tuple(_expect(doc, (*path, i), item, str) for i, item in enumerate(items))
+
+
+def _lock(doc: _Doc, value: Any) -> Lock:
+    data = _mapping(doc, ("lock",), value, ("python", "packages", "wheels"), ("python", "packages"))
+    python = data["python"]
+    if isinstance(python, float):  # `python: 3.11` unquoted
+        raise doc.error(("lock", "python"), f"quote the version (\"{python}\"): YAML reads it as a number")
+    python = _expect(doc, ("lock", "python"), python, str)
+    if not re.fullmatch(r"3\.\d+", python):
+        raise doc.error(("lock", "python"), f"expected a version like \"3.11\", found {python!r}")
+    pkgs = _expect(doc, ("lock", "packages"), data["packages"], dict)
+    packages: dict[str, str] = {}
+    for name, version in pkgs.items():
+        p = ("lock", "packages", str(name))
+        if isinstance(version, float | int) and not isinstance(version, bool):
+            raise doc.error(p, f"quote the version (\"{version}\"): YAML reads it as a number")
+        version = _expect(doc, p, version, str)
+        if not re.fullmatch(r"[0-9][0-9A-Za-z.+!-]*", version):
+            raise doc.error(p, f"expected an exact version like \"1.2.3\", found {version!r}")
+        packages[str(name)] = version
+    if not packages:
+        raise doc.error(("lock", "packages"), "the lock needs at least one package")
+    wheels = _str_list(doc, ("lock", "wheels"), data.get("wheels", []))
+    return Lock(python=python, packages=packages, wheels=wheels)
+
+
+def _checks(doc: _Doc, value: Any) -> ChecksConfig:
+    base = ("checks",)
+    data = _mapping(doc, base, value,
+                    ("select", "user_modules", "timeout", "timeouts", "tolerances", "drift_rtol"))
+    timeouts: dict[str, float] = {}
+    for cid, t in _expect(doc, (*base, "timeouts"), data.get("timeouts", {}), dict).items():
+        timeouts[str(cid)] = _positive(doc, (*base, "timeouts", str(cid)), t)
+    tolerances = dict(DEFAULT_TOLERANCES)
+    for dtype, tol in _expect(doc, (*base, "tolerances"), data.get("tolerances", {}), dict).items():
+        p = (*base, "tolerances", str(dtype))
+        t = _mapping(doc, p, tol, ("rtol", "atol"), ("rtol", "atol"))
+        tolerances[str(dtype)] = Tolerance(
+            rtol=_nonneg(doc, (*p, "rtol"), t["rtol"]), atol=_nonneg(doc, (*p, "atol"), t["atol"])
+        )
+    return ChecksConfig(
+        select=_str_list(doc, (*base, "select"), data.get("select", ["*"])),
+        user_modules=_str_list(doc, (*base, "user_modules"), data.get("user_modules", [])),
+        timeout=_positive(doc, (*base, "timeout"), data.get("timeout", 180)),
+        timeouts=timeouts,
+        tolerances=tolerances,
+        drift_rtol=_nonneg(doc, (*base, "drift_rtol"), data.get("drift_rtol", 1e-6)),
+    )
+
+
+def _positive(doc: _Doc, path: tuple[str | int, ...], value: Any) -> float:
+    number = float(_expect(doc, path, value, float))
+    if number <= 0:
+        raise doc.error(path, f"expected a positive number, found {value!r}")
+    return number
+
+
+def _nonneg(doc: _Doc, path: tuple[str | int, ...], value: Any) -> float:
+    number = float(_expect(doc, path, value, float))
+    if number < 0:
+        raise doc.error(path, f"expected a number ≥ 0, found {value!r}")
+    return number
+
+
+def _lanes(doc: _Doc, value: Any) -> tuple[LaneConfig, ...]:
+    from .runners import RUNNERS
+
+    items = _expect(doc, ("lanes",), value, list)
+    if not items:
+        raise doc.error(("lanes",), "the matrix needs at least one lane")
+    lanes: list[LaneConfig] = []
+    seen: set[str] = set()
+    for i, item in enumerate(items):
+        p: tuple[str | int, ...] = ("lanes", i)
+        data = _mapping(doc, p, item, ("id", "runner", "required", "options"), ("id", "runner"))
+        lane_id = _expect(doc, (*p, "id"), data["id"], str)
+        if not LANE_ID.match(lane_id):
+            raise doc.error((*p, "id"), f"use lower-case letters, digits, '.', '_', '-': {lane_id!r}")
+        if lane_id in seen:
+            raise doc.error((*p, "id"), f"lane {lane_id!r} is listed twice")
+        seen.add(lane_id)
+        runner = _expect(doc, (*p, "runner"), data["runner"], str)
+        if runner not in RUNNERS:
+            raise doc.error((*p, "runner"), f"unknown runner {runner!r}{_suggest(runner, list(RUNNERS))}; "
+                                            f"runners: {', '.join(sorted(RUNNERS))}")
+        spec = RUNNERS[runner].options
+        raw_opts = _mapping(doc, (*p, "options"), data.get("options", {}), list(spec))
+        options = {key: _expect(doc, (*p, "options", key), val, spec[key]) for key, val in raw_opts.items()}
+        lanes.append(LaneConfig(
+            id=lane_id,
+            runner=runner,
+            required=_expect(doc, (*p, "required"), data.get("required", True), bool),
+            options=options,
+        ))
+    return tuple(lanes)
+
+
+def _profiles(doc: _Doc, value: Any) -> dict[str, CpuProfile]:
+    profiles = dict(DEFAULT_PROFILES)
+    for name, entry in _expect(doc, ("cpu_profiles",), value, dict).items():
+        p = ("cpu_profiles", str(name))
+        data = _mapping(doc, p, entry, ("arch", "qemu_cpu", "description"), ("arch", "qemu_cpu"))
+        arch = _expect(doc, (*p, "arch"), data["arch"], str)
+        if arch not in ("x86_64", "aarch64"):
+            raise doc.error((*p, "arch"), f"expected x86_64 or aarch64, found {arch!r}")
+        profiles[str(name)] = CpuProfile(
+            name=str(name), arch=arch,
+            qemu_cpu=_expect(doc, (*p, "qemu_cpu"), data["qemu_cpu"], str),
+            description=_expect(doc, (*p, "description"), data.get("description", ""), str),
+        )
+    return profiles
+
+
+def _check_profiles(doc: _Doc, lanes: Sequence[LaneConfig], profiles: Mapping[str, CpuProfile]) -> None:
+    for i, lane in enumerate(lanes):
+        name = lane.options.get("cpu_profile")
+        if name is not None and name not in profiles:
+            raise doc.error(("lanes", i, "options", "cpu_profile"),
+                            f"unknown CPU profile {name!r}{_suggest(name, list(profiles))}; "
+                            f"profiles: {', '.join(profiles)}")
+
+
+def parse(text: str, path: Path) -> MatrixConfig:
+    """Validate configuration text (``path`` is only used in messages and relative paths)."""
+    doc = _Doc(path, text)
+    data = _mapping(doc, (), doc.data if doc.data is not None else {},
+                    ("lock", "checks", "lanes", "parallel", "cpu_profiles"), ("lock", "lanes"))
+    parallel = data.get("parallel")
+    if parallel is not None:
+        parallel = _expect(doc, ("parallel",), parallel, int)
+        if parallel < 1:
+            raise doc.error(("parallel",), f"expected 1 or more, found {parallel}")
+    profiles = _profiles(doc, data.get("cpu_profiles", {}))
+    lanes = _lanes(doc, data["lanes"])
+    _check_profiles(doc, lanes, profiles)
+    return MatrixConfig(
+        path=path,
+        lock=_lock(doc, data["lock"]),
+        checks=_checks(doc, data.get("checks", {})),
+        lanes=lanes,
+        parallel=parallel,
+        cpu_profiles=profiles,
+    )
+
+
+def load(path: Path = DEFAULT_CONFIG) -> MatrixConfig:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such configuration file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read ({exc})") from None
+    return parse(text, path)

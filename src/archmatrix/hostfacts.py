@@ -1,0 +1,174 @@
+"""What this host can do, detected in exactly one place.
+
+:func:`detect` asks the machine; everything downstream (planning, runners'
+availability) takes a :class:`HostFacts` value, so unit tests build one by
+hand instead of patching ``platform`` or the Docker SDK.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .command import CommandError, run
+
+BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
+# Where python.org's universal2 installer and Homebrew on Intel put interpreters.
+X86_PYTHON_CANDIDATES = (
+    "/Library/Frameworks/Python.framework/Versions/{v}/bin/python{v}",
+    "/usr/local/bin/python{v}",
+    "/usr/local/opt/python@{v}/bin/python{v}",
+)
+
+
+@dataclass(frozen=True)
+class DockerFacts:
+    reachable: bool
+    error: str = ""
+    server_arch: str = ""  # the daemon's own architecture (x86_64, aarch64)
+    server_version: str = ""
+    desktop: bool = False  # Docker Desktop runs foreign arches through its own VM
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    system: str  # platform.system(): Linux, Darwin, Windows
+    machine: str  # normalised: x86_64 or aarch64
+    cpu_count: int = 2
+    python: str = ""  # the interpreter archmatrix runs under
+    python_version: str = ""  # "3.11"
+    ci: bool = False
+    # macOS
+    apple_silicon: bool = False
+    rosetta: bool = False
+    x86_64_pythons: tuple[str, ...] = ()  # interpreters that run as x86_64 here
+    # Linux containers and emulation
+    docker: DockerFacts = field(default_factory=lambda: DockerFacts(False, "not checked"))
+    qemu_user: Mapping[str, str] = field(default_factory=dict)  # guest arch → qemu-<arch> path
+    binfmt: frozenset[str] = frozenset()  # guest arches the kernel hands to qemu
+
+    @property
+    def is_linux(self) -> bool:
+        return self.system == "Linux"
+
+    @property
+    def is_macos(self) -> bool:
+        return self.system == "Darwin"
+
+
+def normalise_arch(machine: str) -> str:
+    m = machine.lower()
+    return {"amd64": "x86_64", "x64": "x86_64", "arm64": "aarch64", "armv8": "aarch64"}.get(m, m)
+
+
+def detect(*, check_docker: bool = True) -> HostFacts:
+    """Probe this machine once. Cheap probes only, each bounded in time."""
+    system = platform.system()
+    machine = normalise_arch(platform.machine())
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    apple_silicon = system == "Darwin" and _apple_silicon()
+    rosetta = apple_silicon and _rosetta_installed()
+    return HostFacts(
+        system=system,
+        machine=machine,
+        cpu_count=os.cpu_count() or 1,
+        python=sys.executable,
+        python_version=version,
+        ci=os.environ.get("CI", "").lower() in ("1", "true", "yes"),
+        apple_silicon=apple_silicon,
+        rosetta=rosetta,
+        x86_64_pythons=_x86_64_pythons(version) if rosetta else (),
+        docker=_docker() if check_docker else DockerFacts(False, "not checked"),
+        qemu_user=_qemu_user(),
+        binfmt=_binfmt(),
+    )
+
+
+def _apple_silicon() -> bool:
+    # platform.machine() says x86_64 when *this* Python runs under Rosetta;
+    # the hardware question is sysctl hw.optional.arm64.
+    try:
+        out = run(["sysctl", "-n", "hw.optional.arm64"], timeout=10, check=False).stdout
+    except CommandError:
+        return platform.machine() == "arm64"
+    return out.strip() == "1"
+
+
+def _rosetta_installed() -> bool:
+    try:
+        return run(["arch", "-x86_64", "/usr/bin/true"], timeout=30, check=False).returncode == 0
+    except CommandError:
+        return False
+
+
+def _x86_64_pythons(version: str) -> tuple[str, ...]:
+    found = []
+    for pattern in X86_PYTHON_CANDIDATES:
+        path = pattern.format(v=version)
+        if not os.access(path, os.X_OK):
+            continue
+        try:
+            out = run(
+                ["arch", "-x86_64", path, "-c", "import platform; print(platform.machine())"],
+                timeout=60, check=False,
+            ).stdout
+        except CommandError:
+            continue
+        if out.strip() == "x86_64":
+            found.append(path)
+    return tuple(found)
+
+
+def _docker() -> DockerFacts:
+    try:
+        import docker
+        from docker.errors import DockerException
+    except ImportError:
+        return DockerFacts(False, "the docker Python SDK is not installed")
+    try:
+        client = docker.from_env(timeout=10)
+        info = client.info()
+        version = client.version()
+    except DockerException as exc:
+        return DockerFacts(False, _short(str(exc)))
+    except Exception as exc:  # requests/urllib3 connection errors surface raw
+        return DockerFacts(False, _short(f"{type(exc).__name__}: {exc}"))
+    return DockerFacts(
+        reachable=True,
+        server_arch=normalise_arch(str(info.get("Architecture", ""))),
+        server_version=str(version.get("Version", "")),
+        desktop="desktop" in str(info.get("OperatingSystem", "")).lower(),
+    )
+
+
+def _short(text: str, limit: int = 200) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else "unknown error"
+    return line[:limit]
+
+
+def _qemu_user() -> dict[str, str]:
+    found = {}
+    for arch in ("x86_64", "aarch64"):
+        for name in (f"qemu-{arch}", f"qemu-{arch}-static"):
+            path = shutil.which(name)
+            if path:
+                found[arch] = path
+                break
+    return found
+
+
+def _binfmt() -> frozenset[str]:
+    arches = set()
+    for arch in ("aarch64", "x86_64", "arm"):
+        entry = BINFMT_DIR / f"qemu-{arch}"
+        try:
+            if entry.read_text().startswith("enabled"):
+                arches.add(arch)
+        except OSError:
+            continue
+    return frozenset(arches)

@@ -1,0 +1,41 @@
+"""Planning: config + host facts → which lanes run here and which are skipped, and why.
+
+A pure function (no Docker, no QEMU, no filesystem), unit-tested with
+hand-built :class:`~archmatrix.hostfacts.HostFacts`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .config import ConfigError, LaneConfig, MatrixConfig
+from .hostfacts import HostFacts
+from .runners import RUNNERS, Availability
+
+
+@dataclass(frozen=True)
+class PlannedLane:
+    lane: LaneConfig
+    availability: Availability
+
+    @property
+    def runs(self) -> bool:
+        return self.availability.ok
+
+
+def plan(config: MatrixConfig, host: HostFacts, only: Sequence[str] | None = None) -> list[PlannedLane]:
+    """Every configured lane (or just ``only``, in config order), with its availability here."""
+    lanes = list(config.lanes)
+    if only:
+        wanted = [config.lane(lane_id) for lane_id in only]  # unknown ids raise ConfigError
+        lanes = [lane for lane in lanes if lane in wanted]
+    if not lanes:
+        raise ConfigError(f"{config.path}: no lanes selected")
+    return [PlannedLane(lane, RUNNERS[lane.runner].availability(lane, host)) for lane in lanes]
+
+
+def parallelism(config: MatrixConfig, host: HostFacts, runnable: int) -> int:
+    """Lanes at once: the config's choice, else one per core, never more than there are lanes."""
+    wanted = config.parallel or max(1, host.cpu_count)
+    return max(1, min(wanted, runnable))

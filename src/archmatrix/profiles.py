@@ -1,0 +1,32 @@
+"""CPU profiles: what users mean ("the CPU Rosetta 2 gives x86 code") → a QEMU CPU model.
+
+Profiles are configuration: these are the defaults, and ``cpu_profiles:`` in
+the matrix config adds or overrides entries, so another CPU is a config
+change, not code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CpuProfile:
+    name: str
+    arch: str  # guest architecture: x86_64 or aarch64
+    qemu_cpu: str  # the model given to qemu (-cpu / QEMU_CPU)
+    description: str = ""
+
+
+DEFAULT_PROFILES: dict[str, CpuProfile] = {
+    p.name: p
+    for p in (
+        CpuProfile("rosetta2", "x86_64", "Westmere",
+                   "x86-64 without AVX/AVX2/AVX-512/FMA/BMI, as Rosetta 2 runs x86 code"),
+        CpuProfile("x86-64-v2", "x86_64", "Nehalem", "x86-64-v2: SSE4.2, POPCNT; no AVX"),
+        CpuProfile("x86-64-v3", "x86_64", "Haswell", "x86-64-v3: AVX2, FMA, BMI2"),
+        CpuProfile("armv8.0", "aarch64", "cortex-a72", "Armv8.0 (Cortex-A72, Raspberry Pi 4): NEON, no SVE"),
+        CpuProfile("neoverse-n1", "aarch64", "neoverse-n1", "AWS Graviton 2: Armv8.2, no SVE"),
+        CpuProfile("max", "aarch64", "max", "QEMU's most capable aarch64 CPU, with SVE"),
+    )
+}

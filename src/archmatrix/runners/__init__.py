@@ -1,0 +1,15 @@
+"""Runners, registered by name: the config's ``lanes[].runner`` picks one."""
+
+from __future__ import annotations
+
+from .base import Availability, LaneInfraError, LaneJob, Runner
+from .venv import VenvRunner
+
+RUNNERS: dict[str, Runner] = {
+    runner.name: runner
+    for runner in (
+        VenvRunner(),
+    )
+}
+
+__all__ = ["RUNNERS", "Availability", "LaneInfraError", "LaneJob", "Runner"]

@@ -1,0 +1,171 @@
+"""What every runner does the same way: stage the suite, run it, finish the result.
+
+The suite is copied (content-addressed) into ``.archmatrix/suite/<hash>/`` as
+a tiny ``archmatrix`` package holding only ``archmatrix/suite``, so a lane
+interpreter needs nothing but the locked packages and that directory on its
+path. Whatever the runner's prefix (``qemu-x86_64 -cpu …``, ``arch -x86_64``,
+``docker run …``), the command ends in the same :func:`suite_args`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from .. import suite as suite_pkg
+from ..command import CommandError, run
+from ..findings import lane_warnings
+from ..suite.classify import classify, clean_evidence
+from ..suite.outcomes import Outcome
+from ..suite.result import CheckResult, LaneResult, LaneStatus, ResultFileError, load
+from ..wheels import StagingResult
+from .base import LaneJob
+
+SUITE_SOURCE = Path(suite_pkg.__file__).parent
+PACKAGE_INIT = SUITE_SOURCE.parent / "__init__.py"
+
+
+def suite_digest() -> str:
+    """Hash of the suite's source: part of every cache key that bakes it in."""
+    h = hashlib.sha256()
+    for path in sorted(SUITE_SOURCE.glob("*.py")):
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def stage_suite(workdir: Path) -> Path:
+    """Copy the suite into ``workdir/suite/<hash>``; return the directory to put on sys.path."""
+    root = workdir / "suite" / suite_digest()
+    if (root / "archmatrix" / "suite" / "__main__.py").exists():
+        return root
+    tmp = root.with_name(root.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "archmatrix" / "suite").mkdir(parents=True)
+    shutil.copy2(PACKAGE_INIT, tmp / "archmatrix" / "__init__.py")
+    for path in SUITE_SOURCE.glob("*.py"):
+        shutil.copy2(path, tmp / "archmatrix" / "suite" / path.name)
+    try:
+        os.replace(tmp, root)
+    except OSError:  # another run staged it first: theirs is identical
+        shutil.rmtree(tmp, ignore_errors=True)
+    return root
+
+
+def suite_args(
+    job: LaneJob,
+    out: str,
+    *,
+    emulator: str | None = None,
+    cpu_model: str | None = None,
+    user_checks: Sequence[str] = (),
+) -> list[str]:
+    """``-m archmatrix.suite …`` arguments (after the interpreter) for this lane."""
+    spec = job.config.checks.suite_spec()
+    spec["user_checks"] = list(user_checks) or spec["user_checks"]
+    args = [
+        "-m", "archmatrix.suite",
+        "--lane", job.lane.id,
+        "--runner", job.lane.runner,
+        "--out", out,
+        "--timeout", f"{job.config.checks.timeout:g}",
+        "--spec", json.dumps(spec, separators=(",", ":")),
+    ]
+    if emulator:
+        args += ["--emulator", emulator]
+    if cpu_model:
+        args += ["--cpu-model", cpu_model]
+    return args
+
+
+def execute_suite(
+    job: LaneJob,
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    result_path: Path | None = None,
+    timeout: float | None = None,
+) -> LaneResult:
+    """Run the suite command and read the lane result it wrote.
+
+    A suite process that dies before writing its result (the interpreter
+    itself crashed, a binary of the wrong architecture) still yields a
+    result: one ``suite.start`` check classified from its exit status and
+    output, so the failure is the lane's finding rather than a lost lane.
+    """
+    path = result_path or job.out
+    started = time.monotonic()
+    # a stale file must never pass for this run's result
+    path.unlink(missing_ok=True)
+    try:
+        done = run(
+            argv,
+            env=env,
+            check=False,
+            timeout=timeout,
+            on_line=lambda line: job.progress(line.split("] ", 1)[-1]),
+        )
+        returncode, output = done.returncode, done.stdout + done.stderr
+    except CommandError as exc:
+        returncode, output = exc.returncode, f"{exc}\n{exc.stdout}{exc.stderr}"
+    try:
+        result = load(path)
+    except ResultFileError as exc:
+        verdict = classify(returncode=returncode, output=output)
+        outcome = verdict.outcome if verdict.outcome is not Outcome.PASS else Outcome.ERROR
+        result = LaneResult(lane=job.lane.id, runner=job.lane.runner)
+        result.checks.append(CheckResult(
+            id="suite.start",
+            outcome=outcome,
+            duration_s=time.monotonic() - started,
+            message=verdict.reason or f"the suite wrote no result ({exc})",
+            evidence={"returncode": returncode, "output_tail": clean_evidence(output, 2000)},
+        ))
+    return result
+
+
+def wheel_checks(staging: StagingResult) -> list[CheckResult]:
+    """One ``wheel.<package>`` row per locked package: which wheel, or ``no-wheel``."""
+    rows = []
+    by_name = {_norm(n): n for n in staging.installed}
+    for name, version in staging.installed.items():
+        wheel = next((w for w in staging.wheels if _norm(w.split("-")[0]) == _norm(name)), "")
+        rows.append(CheckResult(id=f"wheel.{_norm(name)}", outcome=Outcome.PASS,
+                                message=wheel, metrics={"version": version}))
+    for miss in staging.missing:
+        if _norm(miss.name) in by_name:
+            continue
+        rows.append(CheckResult(
+            id=f"wheel.{_norm(miss.name)}",
+            outcome=Outcome.NO_WHEEL,
+            message=f"{miss.name}=={miss.version} has no wheel for {miss.platform}",
+            evidence={"pip": miss.reason} if miss.reason else {},
+        ))
+    return sorted(rows, key=lambda r: r.id)
+
+
+def _norm(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+def finish(job: LaneJob, result: LaneResult, *, staging: StagingResult | None = None,
+           facts: Mapping[str, object] | None = None) -> LaneResult:
+    """Add what the host knows to the lane's own result, and save it."""
+    result.lane = job.lane.id
+    result.runner = job.lane.runner
+    result.required = job.lane.required
+    if facts:
+        result.facts.setdefault("runner", {}).update(facts)
+    if staging is not None:
+        result.checks = wheel_checks(staging) + [c for c in result.checks if not c.id.startswith("wheel.")]
+    if result.status == LaneStatus.RAN or result.checks:
+        result.warnings = lane_warnings(result.facts, job.config.lock.packages)
+    from ..suite.result import save
+
+    save(result, job.out)
+    return result
