@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from .base import Availability, LaneInfraError, LaneJob, Runner
+from .qemu import QemuRunner
 from .venv import VenvRunner
 
 RUNNERS: dict[str, Runner] = {
     runner.name: runner
     for runner in (
         VenvRunner(),
+        QemuRunner(),
     )
 }
 

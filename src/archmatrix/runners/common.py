@@ -102,6 +102,7 @@ def execute_suite(
     started = time.monotonic()
     # a stale file must never pass for this run's result
     path.unlink(missing_ok=True)
+    returncode: int | None
     try:
         done = run(
             argv,

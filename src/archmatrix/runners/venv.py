@@ -4,6 +4,10 @@ The lock's wheels for this host's platform are staged once into a
 content-addressed site-packages (the same staging the foreign lanes use), and
 a venv without pip points at it through a ``.pth`` file. The venv does not
 see the interpreter's own site-packages, so what runs is exactly the lock.
+
+``lock.wheels`` (local wheel files: bring your own package) are staged the
+same way into a second content-addressed directory that the ``.pth`` adds
+too. The qemu runner reuses all of this: same staging, same venv.
 """
 
 from __future__ import annotations
@@ -11,16 +15,29 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
+import shutil
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+from packaging.version import InvalidVersion
+
 from ..command import run
-from ..config import LaneConfig
+from ..config import LaneConfig, Lock
 from ..hostfacts import HostFacts
 from ..suite.result import LaneResult
-from ..wheels import StagingError, stage_site_packages, staging_key
+from ..wheels import (
+    MissingWheel,
+    StagingError,
+    StagingResult,
+    stage_site_packages,
+    staging_key,
+    supported_tags,
+    target_name,
+)
 from .base import Availability, LaneInfraError, LaneJob
 from .common import execute_suite, finish, stage_suite, suite_args
 
@@ -33,21 +50,138 @@ def host_glibc() -> tuple[int, int]:
     return (int(major), int(minor))
 
 
-def make_venv(python: str, root: Path, site_packages: Path) -> Path:
-    """A pip-less venv for ``python`` whose only packages are ``site_packages``; returns its python."""
-    key = hashlib.sha256(f"{python}\0{site_packages}".encode()).hexdigest()[:16]
+def make_venv(python: str, root: Path, site_packages: Path, *extra_sites: Path) -> Path:
+    """A pip-less venv for ``python`` whose only packages are ``site_packages`` (and
+    ``extra_sites``); returns its python.
+
+    Built in a temporary sibling and renamed into place, so two lanes sharing
+    it (host and qemu) never see, or ``--clear``, a half-made venv.
+    """
+    sites = [site_packages, *extra_sites]
+    key = hashlib.sha256("\0".join([python, *map(str, sites)]).encode()).hexdigest()[:16]
     venv = root / key
     bin_python = venv / "bin" / "python"
-    marker = venv / ".archmatrix-complete"
-    if not marker.exists():
-        run([python, "-m", "venv", "--clear", "--without-pip", venv])
-        purelib = run([bin_python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"]).stdout
-        # addsitedir (not a bare path line) so the staged packages' own .pth files work too
-        Path(purelib.strip(), "archmatrix-lock.pth").write_text(
-            f"import site; site.addsitedir({str(site_packages)!r})\n"
-        )
-        marker.write_text("ok\n")
+    if (venv / ".archmatrix-complete").exists():
+        return bin_python
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f".{key}.tmp{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    run([python, "-m", "venv", "--without-pip", tmp])
+    probe = "import sysconfig; print(sysconfig.get_path('purelib'))"
+    purelib = run([tmp / "bin" / "python", "-c", probe]).stdout
+    # addsitedir (not a bare path line) so the staged packages' own .pth files work too
+    Path(purelib.strip(), "archmatrix-lock.pth").write_text(
+        "".join(f"import site; site.addsitedir({str(site)!r})\n" for site in sites)
+    )
+    (tmp / ".archmatrix-complete").write_text("ok\n")
+    try:
+        os.replace(tmp, venv)  # the venv finds its prefix from its own location: moving it is fine
+    except OSError:  # another lane made it first: theirs is identical
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (venv / ".archmatrix-complete").exists():
+            raise
     return bin_python
+
+
+@dataclass(frozen=True)
+class StagedLock:
+    """The lock staged for one platform: what goes on the venv's path, and the per-package rows."""
+
+    staging: StagingResult  # lock and local wheels together (for common.wheel_checks)
+    sites: tuple[Path, ...]  # site-packages directories, in path order
+
+
+def stage_lock(job: LaneJob, arch: str, glibc: tuple[int, int]) -> StagedLock:
+    """Stage the lock's wheels (and ``lock.wheels``) for ``arch``/``glibc`` under ``job.workdir``."""
+    lock = job.config.lock
+    dest = job.workdir / "site-packages" / f"{arch}-{staging_key(lock, arch, glibc)}"
+    job.progress(f"staging the lock for {arch} (glibc {glibc[0]}.{glibc[1]})")
+    try:
+        staging = stage_site_packages(lock, arch, glibc, dest, wheel_cache=job.workdir / "wheels")
+        files = local_wheel_files(lock.wheels, job.config.path.parent)
+        local = stage_local_wheels(files, lock.python, arch, glibc, job.workdir) if files else None
+    except StagingError as exc:
+        raise LaneInfraError(f"could not stage the lock: {exc}") from exc
+    if local is None:
+        return StagedLock(staging, (staging.site_packages,))
+    merged = StagingResult(
+        site_packages=staging.site_packages,
+        installed={**staging.installed, **local.installed},
+        missing=[*staging.missing, *local.missing],
+        wheels=[*staging.wheels, *local.wheels],
+        from_cache=staging.from_cache and local.from_cache,
+        key=staging.key,
+    )
+    return StagedLock(merged, (staging.site_packages, local.site_packages))
+
+
+def local_wheel_files(entries: Sequence[str], base: Path) -> list[Path]:
+    """``lock.wheels`` entries (files or directories of wheels, relative to the config) → wheel files."""
+    files: list[Path] = []
+    for entry in entries:
+        path = Path(entry).expanduser()
+        path = path if path.is_absolute() else base / path
+        if path.is_dir():
+            files += sorted(path.glob("*.whl"))
+        elif path.is_file() and path.suffix == ".whl":
+            files.append(path)
+        else:
+            raise StagingError(f"lock.wheels: {entry} is neither a .whl file nor a directory ({path})")
+    return files
+
+
+def stage_local_wheels(
+    files: Sequence[Path], python_version: str, arch: str, glibc: tuple[int, int], workdir: Path
+) -> StagingResult:
+    """Stage the local wheels that fit this platform into their own content-addressed site-packages.
+
+    A project with local wheels but none for this platform is a ``no-wheel``
+    row, like a locked PyPI package without one. Never reaches the network:
+    the chosen files are put in a private wheel cache where
+    :func:`stage_site_packages` finds them.
+    """
+    tags = supported_tags(python_version, arch, glibc)
+    rank = {tag: i for i, tag in enumerate(tags)}
+    best: dict[str, tuple[int, Path, str]] = {}
+    seen: dict[str, str] = {}
+    for path in files:
+        try:
+            name, version, _build, file_tags = parse_wheel_filename(path.name)
+        except (InvalidWheelFilename, InvalidVersion) as exc:
+            raise StagingError(f"lock.wheels: {path} is not a valid wheel file name ({exc})") from exc
+        seen[str(name)] = str(version)
+        ranks = [rank[t] for t in file_tags if t in rank]
+        if ranks and (str(name) not in best or min(ranks) < best[str(name)][0]):
+            best[str(name)] = (min(ranks), path, str(version))
+    target = target_name(python_version, arch, glibc)
+    missing = [
+        MissingWheel(name, version, target, f"none of the local wheels for {name} fits {target}")
+        for name, version in sorted(seen.items()) if name not in best
+    ]
+    digest = hashlib.sha256(f"{python_version}\0{arch}\0{glibc}".encode())
+    for project in sorted(best):
+        digest.update(best[project][1].name.encode())
+        digest.update(hashlib.sha256(best[project][1].read_bytes()).digest())
+    key = digest.hexdigest()[:16]
+    cache = workdir / "local-wheels" / key
+    cache.mkdir(parents=True, exist_ok=True)
+    for _rank, path, _version in best.values():
+        if not (cache / path.name).exists():
+            shutil.copy2(path, cache / path.name)
+    pins = Lock(python=python_version, packages={name: v for name, (_r, _p, v) in best.items()})
+    staged = (
+        stage_site_packages(pins, arch, glibc, workdir / "site-packages" / f"{arch}-local-{key}",
+                            wheel_cache=cache)
+        if best else StagingResult(site_packages=cache, key=key)
+    )
+    return StagingResult(
+        site_packages=staged.site_packages,
+        installed=staged.installed,
+        missing=[*staged.missing, *missing],
+        wheels=staged.wheels,
+        from_cache=staged.from_cache,
+        key=staged.key,
+    )
 
 
 class VenvRunner:
@@ -67,19 +201,11 @@ class VenvRunner:
 
     def run(self, job: LaneJob) -> LaneResult:
         python = str(job.lane.options.get("python") or sys.executable)
-        arch = job.host.machine
-        glibc = host_glibc()
-        lock = job.config.lock
-        dest = job.workdir / "site-packages" / f"{arch}-{staging_key(lock, arch, glibc)}"
-        job.progress(f"staging the lock for {arch} (glibc {glibc[0]}.{glibc[1]})")
-        try:
-            staging = stage_site_packages(lock, arch, glibc, dest, wheel_cache=job.workdir / "wheels")
-        except StagingError as exc:
-            raise LaneInfraError(f"could not stage the lock: {exc}") from exc
+        staged = stage_lock(job, job.host.machine, host_glibc())
         job.progress("preparing the venv")
-        bin_python = make_venv(python, job.workdir / "venvs", staging.site_packages)
+        bin_python = make_venv(python, job.workdir / "venvs", *staged.sites)
         suite_root = stage_suite(job.workdir)
         env = {**os.environ, "PYTHONPATH": str(suite_root)}
         job.progress("running the suite")
-        result = execute_suite(job, [bin_python, *suite_args(job, str(job.out))], env=env)
-        return finish(job, result, staging=staging, facts={"python": python, "venv": str(bin_python)})
+        result = execute_suite(job, [str(bin_python), *suite_args(job, str(job.out))], env=env)
+        return finish(job, result, staging=staged.staging, facts={"python": python, "venv": str(bin_python)})

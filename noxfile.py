@@ -1,0 +1,92 @@
+# /// script
+# dependencies = ["nox>=2025.2.9", "pyyaml>=6"]
+# [tool.nox]
+# script-download-python = "never"
+# ///
+"""archmatrix's nox sessions.
+
+    nox -s matrix                      every lane this host can run (ci/matrix.yaml)
+    nox -s matrix -- path/to/other.yaml
+    nox -s "lane(linux-arm64-docker)"  one lane (CI fans lanes out with this)
+    nox -s report -- DIR               the matrix from downloaded lane results
+    nox -s doctor                      this interpreter's facts and problems
+    nox -s tests                       unit + integration tests
+    nox -s lint                        ruff, mypy
+
+The script block above makes nox install pyyaml next to itself when it is
+missing: the lane sessions are read from ci/matrix.yaml.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nox
+import yaml
+
+nox.needs_version = ">=2025.2.9"
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["lint", "tests"]
+
+ROOT = Path(__file__).parent
+DEFAULT_CONFIG = ROOT / "ci" / "matrix.yaml"
+
+
+def _lane_ids() -> list[str]:
+    # Only the ids: full validation (with located errors) is archmatrix's job
+    # when the session runs, not the noxfile's at import time.
+    try:
+        data = yaml.safe_load(DEFAULT_CONFIG.read_text())
+        return [str(lane["id"]) for lane in data["lanes"]]
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return ["host"]
+
+
+def _config_args(session: nox.Session) -> list[str]:
+    return ["--config", session.posargs[0]] if session.posargs else []
+
+
+@nox.session
+def matrix(session: nox.Session) -> None:
+    """Run every lane this host can run; print the table; write results/."""
+    session.install("-e", ".")
+    session.run("archmatrix", "matrix", *_config_args(session), external=False)
+
+
+@nox.session
+@nox.parametrize("lane_id", _lane_ids(), ids=_lane_ids())
+def lane(session: nox.Session, lane_id: str) -> None:
+    """Run one lane (fails when this host cannot run it)."""
+    session.install("-e", ".")
+    session.run("archmatrix", "lane", lane_id, *_config_args(session))
+
+
+@nox.session
+def report(session: nox.Session) -> None:
+    """Build the matrix from a directory of lane results (default: results/)."""
+    session.install("-e", ".")
+    session.run("archmatrix", "report", *(session.posargs or ["results"]))
+
+
+@nox.session
+def doctor(session: nox.Session) -> None:
+    """This interpreter's facts in human form (pass --json for JSON)."""
+    session.install("-e", ".")
+    session.run("archmatrix", "doctor", *session.posargs)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Unit tests, then integration tests (real venvs, qemu-user, Docker)."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "tests/unit", *session.posargs)
+    session.run("pytest", "tests/integration", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff and mypy."""
+    session.install("-e", ".[lint]")
+    session.run("ruff", "check", "src", "tests", "bench", "noxfile.py")
+    session.run("mypy")

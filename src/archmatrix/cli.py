@@ -1,0 +1,212 @@
+"""The ``archmatrix`` command line.
+
+Exit status: 0 every required lane passed; 1 a required lane failed; 2 bad
+configuration or usage; 3 a lane could not be built or started (or a lane
+asked for by name cannot run on this host); 4 unreadable result files;
+130 interrupted. Errors are one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from . import config as config_mod
+from .matrix import EXIT_CONFIG, EXIT_INFRA, EXIT_INTERRUPTED, EXIT_OK, build, load_dir, order_lanes
+from .suite.result import LaneStatus
+
+EXIT_BAD_RESULTS = 4
+DEFAULT_RESULTS = Path("results")
+DEFAULT_WORKDIR = Path(".archmatrix")
+
+log = logging.getLogger("archmatrix")
+
+
+class UsageError(Exception):
+    pass
+
+
+def _add_config(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, default=config_mod.DEFAULT_CONFIG,
+                   help="matrix configuration (default: %(default)s)")
+
+
+def _add_dirs(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--results", type=Path, default=DEFAULT_RESULTS,
+                   help="where lane results and reports go (default: %(default)s)")
+    p.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR,
+                   help="caches: staged wheels, venvs, images (default: %(default)s)")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="archmatrix", description="Does the same numpy/scipy/scikit-learn "
+                                "environment work on every CPU architecture your users run?")
+    p.add_argument("--version", action="version", version=f"archmatrix {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="log every command run")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    m = sub.add_parser("matrix", help="run every lane this host can run; print and write the matrix")
+    _add_config(m)
+    _add_dirs(m)
+    m.add_argument("--lane", action="append", dest="lanes", metavar="ID",
+                   help="run only this lane (repeatable)")
+
+    ln = sub.add_parser("lane", help="run one lane (fails when this host cannot run it)")
+    ln.add_argument("lane_id", metavar="ID")
+    _add_config(ln)
+    _add_dirs(ln)
+
+    r = sub.add_parser("report", help="build the matrix from a directory of lane result files")
+    r.add_argument("directory", type=Path, nargs="?", default=DEFAULT_RESULTS)
+    r.add_argument("--config", type=Path, default=None,
+                   help="for the lock and lane order (default: ci/matrix.yaml when present)")
+    r.add_argument("--out", type=Path, default=None, help="where to write the reports (default: DIRECTORY)")
+
+    pl = sub.add_parser("plan", help="show which lanes this host can run, and why not")
+    _add_config(pl)
+
+    d = sub.add_parser("doctor", help="this interpreter's facts and the problems they show")
+    d.add_argument("--json", action="store_true", help="print JSON")
+    d.add_argument("--python", default=sys.executable, help="diagnose another interpreter")
+
+    b = sub.add_parser("base-images", help="build the Debian base images for the Docker lanes")
+    b.add_argument("--platform", action="append", dest="platforms",
+                   help="linux/amd64, linux/arm64 (default: both)")
+    b.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        if args.command in ("matrix", "lane"):
+            return cmd_matrix(args)
+        if args.command == "report":
+            return cmd_report(args)
+        if args.command == "plan":
+            return cmd_plan(args)
+        if args.command == "doctor":
+            from .doctor import main as doctor_main
+
+            return doctor_main(python=args.python, as_json=args.json)
+        if args.command == "base-images":
+            return cmd_base_images(args)
+    except config_mod.ConfigError as exc:
+        print(f"archmatrix: config error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except UsageError as exc:
+        print(f"archmatrix: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        print("archmatrix: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    raise AssertionError(args.command)
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def cmd_matrix(args: argparse.Namespace) -> int:
+    from .hostfacts import detect
+    from .orchestrate import run_matrix
+    from .outputs import write_all
+    from .render import github, terminal
+
+    cfg = config_mod.load(args.config)
+    only = [args.lane_id] if args.command == "lane" else args.lanes
+    if only:
+        for lane_id in only:
+            cfg.lane(lane_id)  # unknown lane → ConfigError with a suggestion
+    host = detect()
+    outcome = run_matrix(cfg, host, results_dir=args.results, workdir=args.workdir, only=only)
+    matrix = outcome.matrix
+    paths = write_all(matrix, args.results)
+    print(terminal.render(matrix))
+    for line in github.publish(matrix):
+        print(line)
+    print("reports: " + ", ".join(str(p) for p in paths.values()), file=sys.stderr)
+    if outcome.interrupted:
+        return EXIT_INTERRUPTED
+    code = matrix.exit_code()
+    if only and code == EXIT_OK:
+        # a lane asked for by name that could not run is not a success (CI fans lanes out)
+        skipped = [ln for ln in matrix.lanes if ln.status == LaneStatus.SKIPPED]
+        if skipped:
+            for ln in skipped:
+                print(f"archmatrix: lane {ln.lane} cannot run here: {ln.reason}"
+                      + (f" (hint: {ln.hint})" if ln.hint else ""), file=sys.stderr)
+            return EXIT_INFRA
+    return code
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .outputs import write_all
+    from .render import github, terminal
+
+    cfg = None
+    config_path = args.config or (config_mod.DEFAULT_CONFIG if config_mod.DEFAULT_CONFIG.exists() else None)
+    if config_path is not None:
+        cfg = config_mod.load(config_path)
+    lanes, problems = load_dir(args.directory)
+    if not lanes and not problems:
+        raise UsageError(f"{args.directory}: no lane result files found")
+    if cfg:
+        lanes = order_lanes(lanes, [ln.id for ln in cfg.lanes])
+        tol32 = cfg.checks.tolerances.get("float32")
+        matrix = build(lanes, lock=cfg.lock.packages, drift_rtol=cfg.checks.drift_rtol,
+                       float32_rtol=tol32.rtol if tol32 else 2e-4, problems=problems)
+    else:
+        matrix = build(order_lanes(lanes, []), problems=problems)
+    write_all(matrix, args.out or args.directory)
+    print(terminal.render(matrix))
+    for line in github.publish(matrix):
+        print(line)
+    for problem in problems:
+        print(f"archmatrix: skipped unreadable result file: {problem}", file=sys.stderr)
+    code = matrix.exit_code()
+    return code if code != EXIT_OK else (EXIT_BAD_RESULTS if problems else EXIT_OK)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from .hostfacts import detect
+    from .plan import plan
+
+    cfg = config_mod.load(args.config)
+    rows = []
+    for p in plan(cfg, detect()):
+        av = p.availability
+        rows.append([p.lane.id, p.lane.runner, "run" if av.ok else "skip", av.reason, av.hint])
+    print(tabulate(rows, headers=["lane", "runner", "", "reason / how", "hint"], tablefmt="simple"))
+    return EXIT_OK
+
+
+def cmd_base_images(args: argparse.Namespace) -> int:
+    from . import baseimage
+
+    argv = []
+    for platform in args.platforms or ["linux/amd64", "linux/arm64"]:
+        argv += ["--platform", platform]
+    argv += ["--workdir", str(args.workdir)]
+    return baseimage.main(argv)
+
+
+def _json_default(value: object) -> str:
+    return str(value)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

@@ -1,0 +1,41 @@
+"""GitHub Actions: the job summary and an ``::error`` annotation per failing cell."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from ..matrix import Matrix
+from . import markdown
+from .table import failing_cells
+
+
+def _escape_data(text: str) -> str:
+    # workflow-command escaping, as @actions/core does it
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def error_annotations(matrix: Matrix) -> list[str]:
+    lines = []
+    for lane, c in failing_cells(matrix):
+        title = _escape_property(f"archmatrix {lane.lane} {c.id}")
+        message = _escape_data(f"{lane.lane} / {c.id}: {c.outcome.value}: {c.message}")
+        lines.append(f"::error title={title}::{message}")
+    return lines
+
+
+def publish(matrix: Matrix, env: Mapping[str, str] | None = None) -> list[str]:
+    """When running in Actions: append the summary and return the annotation lines to print."""
+    env = os.environ if env is None else env
+    if env.get("GITHUB_ACTIONS") != "true":
+        return []
+    summary = env.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with Path(summary).open("a", encoding="utf-8") as fh:
+            fh.write(markdown.render(matrix) + "\n")
+    return error_annotations(matrix)

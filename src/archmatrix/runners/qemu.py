@@ -1,0 +1,199 @@
+"""The ``qemu`` runner: this host's environment on an emulated CPU (qemu-user).
+
+``linux-x86_64-noavx`` is the Rosetta 2 condition on Linux: the same staged
+lock and venv as the ``host`` lane, run by ``qemu-x86_64 -cpu Westmere`` so
+the process sees an x86-64 CPU without AVX/AVX2/FMA. Whatever the CPU profile
+names, the command is::
+
+    qemu-x86_64[-static] -cpu <profile.qemu_cpu> <venv>/bin/python -m archmatrix.suite …
+
+Why the venv's ``bin/python``: qemu-user loads that path itself (it is a
+symlink to the real ELF interpreter, never a shim script), and the guest
+Python finds ``pyvenv.cfg`` beside it, so ``sys.prefix`` is the venv and the
+lock's ``.pth`` applies. Why nothing escapes: qemu-user follows ``fork`` but
+not ``exec`` of a same-architecture binary (HOST-NOTES.md), and the suite
+runs every check in a forked child, never a subprocess.
+
+Only same-architecture profiles run here: qemu-user for another architecture
+would need that architecture's interpreter, libc and wheels (a sysroot), which
+is what the Docker lanes are for.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import ClassVar
+
+from ..command import CommandError, run
+from ..config import LaneConfig
+from ..hostfacts import HostFacts
+from ..profiles import DEFAULT_PROFILES, CpuProfile
+from ..suite.classify import NOISE
+from ..suite.result import LaneResult
+from .base import Availability, LaneInfraError, LaneJob
+from .common import execute_suite, finish, stage_suite, suite_args
+from .venv import host_glibc, make_venv, stage_lock
+
+SETUP_HINT = "sudo ci/setup-linux-host.sh (or: apt-get install qemu-user-static)"
+
+# Variables that pin a library's CPU dispatch regardless of the CPU. With
+# OPENBLAS_CORETYPE=Haswell inherited from the host (set on the machines this
+# was built on) OpenBLAS runs AVX2 kernels on the no-AVX CPU and numpy dies in
+# its import-time sanity check: the lane would test the host's environment
+# variables, not the emulated CPU. They are removed and recorded in the facts.
+CPU_OVERRIDE_VARS = (
+    "OPENBLAS_CORETYPE",
+    "MKL_DEBUG_CPU_TYPE",
+    "MKL_ENABLE_INSTRUCTIONS",
+    "NPY_ENABLE_CPU_FEATURES",
+    "NPY_DISABLE_CPU_FEATURES",
+)
+
+# ELF e_machine values (elf.h) for the architectures profiles name.
+_ELF_MACHINES = {62: "x86_64", 183: "aarch64"}
+
+
+def lane_profile(lane: LaneConfig) -> CpuProfile | None:
+    """The lane's CPU profile: resolved by the config (custom profiles), else a default one."""
+    if lane.cpu_profile is not None:
+        return lane.cpu_profile
+    name = lane.options.get("cpu_profile")
+    return DEFAULT_PROFILES.get(str(name)) if name else None
+
+
+def qemu_command(qemu: str, profile: CpuProfile, python: str) -> list[str]:
+    """The emulator prefix: everything before the interpreter's own arguments."""
+    return [qemu, "-cpu", profile.qemu_cpu, python]
+
+
+def emulator_name(qemu: str) -> str:
+    """What the facts record as the emulator: ``qemu-x86_64`` for qemu-x86_64-static too."""
+    return Path(qemu).name.removesuffix("-static")
+
+
+def lane_env(base: Mapping[str, str], suite_root: Path) -> tuple[dict[str, str], list[str]]:
+    """The emulated process's environment, and the CPU-override variables removed from it."""
+    removed = sorted(k for k in CPU_OVERRIDE_VARS if k in base)
+    env = {k: v for k, v in base.items() if k not in removed}
+    env["PYTHONPATH"] = str(suite_root)
+    return env, removed
+
+
+def without_noise(line: str) -> bool:
+    """False for qemu's "TCG doesn't support requested feature" warnings (some models print them)."""
+    return not NOISE.search(line + "\n")
+
+
+def elf_arch(path: Path) -> str | None:
+    """The architecture of an ELF file (following symlinks); None when it is not ELF (a script)."""
+    try:
+        with open(path, "rb") as fh:
+            header = fh.read(20)
+    except OSError:
+        return None
+    if len(header) < 20 or header[:4] != b"\x7fELF":
+        return None
+    machine = int.from_bytes(header[18:20], "little" if header[5] == 1 else "big")
+    return _ELF_MACHINES.get(machine, f"e_machine {machine}")
+
+
+class QemuRunner:
+    name: ClassVar[str] = "qemu"
+    options: ClassVar[Mapping[str, type]] = {"cpu_profile": str, "python": str}
+
+    def availability(self, lane: LaneConfig, host: HostFacts) -> Availability:
+        if not host.is_linux:
+            return Availability.no(
+                f"qemu-user runs Linux binaries; this host is {host.system}",
+                "on an Apple Silicon Mac the macos-x86_64-rosetta lane runs the real Rosetta 2; "
+                "run this lane on Linux CI",
+            )
+        name = lane.options.get("cpu_profile")
+        if not name:
+            return Availability.no("the qemu runner needs a CPU profile",
+                                   "set lanes[].options.cpu_profile (e.g. rosetta2)")
+        profile = lane_profile(lane)
+        if profile is None:
+            return Availability.no(
+                f"unknown CPU profile {name!r}",
+                f"profiles: {', '.join(DEFAULT_PROFILES)}; or define it under cpu_profiles:",
+            )
+        if profile.arch != host.machine:
+            return Availability.no(
+                f"CPU profile {profile.name!r} is {profile.arch} but this host is {host.machine}: "
+                f"qemu-user across architectures needs a {profile.arch} sysroot (interpreter, libc, "
+                "wheels), which this runner does not build",
+                f"run it on a {profile.arch} host, or use the linux-{_docker_arch(profile.arch)}-docker "
+                f"lane (QEMU_CPU={profile.qemu_cpu})",
+            )
+        qemu = host.qemu_user.get(profile.arch)
+        if not qemu:
+            return Availability.no(f"qemu-user for {profile.arch} not found "
+                                   f"(qemu-{profile.arch} or qemu-{profile.arch}-static on PATH)", SETUP_HINT)
+        return Availability.yes(f"emulated: {emulator_name(qemu)} -cpu {profile.qemu_cpu}")
+
+    def run(self, job: LaneJob) -> LaneResult:
+        profile = lane_profile(job.lane)
+        qemu = job.host.qemu_user.get(profile.arch) if profile else None
+        if profile is None or qemu is None:  # the planner only runs available lanes
+            raise LaneInfraError(self.availability(job.lane, job.host).reason, SETUP_HINT)
+        python = str(job.lane.options.get("python") or job.host.python or sys.executable)
+        version = _qemu_version(qemu)
+        # qemu's warnings about features it cannot emulate are noise, on the console too
+        job = dataclasses.replace(job, progress=_filtered(job.progress))
+
+        staged = stage_lock(job, job.host.machine, host_glibc())
+        job.progress("preparing the venv")
+        bin_python = make_venv(python, job.workdir / "venvs", *staged.sites)
+        interpreter_arch = elf_arch(bin_python)
+        if interpreter_arch != profile.arch:
+            raise LaneInfraError(
+                f"{bin_python} → {os.path.realpath(bin_python)} is "
+                f"{interpreter_arch or 'not an ELF binary'}, not {profile.arch}: "
+                "qemu-user would not run it (a script would exec the real interpreter natively)",
+                "set lanes[].options.python to the real interpreter binary, not a shim",
+            )
+        suite_root = stage_suite(job.workdir)
+        env, removed = lane_env(os.environ, suite_root)
+        if removed:
+            job.progress(f"not passing {', '.join(removed)} to the emulated CPU lane")
+        argv = qemu_command(qemu, profile, str(bin_python)) + suite_args(
+            job, str(job.out), emulator=emulator_name(qemu), cpu_model=profile.qemu_cpu
+        )
+        job.progress(f"running the suite under {emulator_name(qemu)} -cpu {profile.qemu_cpu}")
+        result = execute_suite(job, argv, env=env)
+        return finish(job, result, staging=staged.staging, facts={
+            "python": python,
+            "venv": str(bin_python),
+            "qemu": qemu,
+            "qemu_version": version,
+            "cpu_profile": profile.name,
+            "qemu_cpu": profile.qemu_cpu,
+            "env_removed": removed,
+        })
+
+
+def _docker_arch(arch: str) -> str:
+    return {"x86_64": "amd64", "aarch64": "arm64"}.get(arch, arch)
+
+
+def _filtered(progress: Callable[[str], None]) -> Callable[[str], None]:
+    def report(line: str) -> None:
+        if without_noise(line):
+            progress(line)
+
+    return report
+
+
+def _qemu_version(qemu: str) -> str:
+    try:
+        out = run([qemu, "--version"], timeout=30).stdout
+    except CommandError as exc:
+        raise LaneInfraError(f"{qemu} does not start: {exc}", SETUP_HINT) from exc
+    match = re.search(r"version\s+(\S+)", out)
+    return match.group(1) if match else out.strip()[:80]
