@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +70,9 @@ class LaneConfig:
     runner: str
     required: bool = True
     options: Mapping[str, Any] = field(default_factory=dict)
+    # options.cpu_profile resolved against the config's cpu_profiles, so a
+    # runner's (pure) availability sees custom profiles without the whole config
+    cpu_profile: CpuProfile | None = None
 
 
 @dataclass(frozen=True)
@@ -296,13 +299,18 @@ def _profiles(doc: _Doc, value: Any) -> dict[str, CpuProfile]:
     return profiles
 
 
-def _check_profiles(doc: _Doc, lanes: Sequence[LaneConfig], profiles: Mapping[str, CpuProfile]) -> None:
+def _check_profiles(
+    doc: _Doc, lanes: Sequence[LaneConfig], profiles: Mapping[str, CpuProfile]
+) -> tuple[LaneConfig, ...]:
+    resolved = []
     for i, lane in enumerate(lanes):
         name = lane.options.get("cpu_profile")
         if name is not None and name not in profiles:
             raise doc.error(("lanes", i, "options", "cpu_profile"),
                             f"unknown CPU profile {name!r}{_suggest(name, list(profiles))}; "
                             f"profiles: {', '.join(profiles)}")
+        resolved.append(replace(lane, cpu_profile=profiles[name]) if name is not None else lane)
+    return tuple(resolved)
 
 
 def parse(text: str, path: Path) -> MatrixConfig:
@@ -316,8 +324,7 @@ def parse(text: str, path: Path) -> MatrixConfig:
         if parallel < 1:
             raise doc.error(("parallel",), f"expected 1 or more, found {parallel}")
     profiles = _profiles(doc, data.get("cpu_profiles", {}))
-    lanes = _lanes(doc, data["lanes"])
-    _check_profiles(doc, lanes, profiles)
+    lanes = _check_profiles(doc, _lanes(doc, data["lanes"]), profiles)
     return MatrixConfig(
         path=path,
         lock=_lock(doc, data["lock"]),

@@ -17,27 +17,32 @@ import os
 import platform
 import shutil
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from packaging.tags import Tag, cpython_tags
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from packaging.version import InvalidVersion
 
-from ..command import run
-from ..config import LaneConfig, Lock
+from ..command import CommandError, run
+from ..config import LaneConfig
 from ..hostfacts import HostFacts
 from ..suite.result import LaneResult
 from ..wheels import (
     MissingWheel,
     StagingError,
     StagingResult,
+    platform_tags,
+    read_marker,
     stage_site_packages,
     staging_key,
     supported_tags,
     target_name,
 )
+from ..wheels import _write_marker as write_marker
 from .base import Availability, LaneInfraError, LaneJob
 from .common import execute_suite, finish, stage_suite, suite_args
 
@@ -130,18 +135,30 @@ def local_wheel_files(entries: Sequence[str], base: Path) -> list[Path]:
     return files
 
 
+def local_wheel_tags(python_version: str, arch: str, glibc: tuple[int, int]) -> list[Tag]:
+    """Tags a local wheel may carry for this platform, best first.
+
+    The lock's manylinux tags, then ``linux_<arch>``: what ``pip wheel``
+    produces on the host. Lanes on this host (host, qemu) load such a wheel
+    like any other; it is the user's own build, for their own machines.
+    """
+    major, _, minor = python_version.partition(".")
+    interpreter = f"cp{major}{minor}"
+    return [
+        *supported_tags(python_version, arch, glibc),
+        *cpython_tags((int(major), int(minor)), abis=[interpreter], platforms=[f"linux_{arch}"]),
+    ]
+
+
 def stage_local_wheels(
     files: Sequence[Path], python_version: str, arch: str, glibc: tuple[int, int], workdir: Path
 ) -> StagingResult:
     """Stage the local wheels that fit this platform into their own content-addressed site-packages.
 
     A project with local wheels but none for this platform is a ``no-wheel``
-    row, like a locked PyPI package without one. Never reaches the network:
-    the chosen files are put in a private wheel cache where
-    :func:`stage_site_packages` finds them.
+    row, like a locked PyPI package without one. Never reaches the network.
     """
-    tags = supported_tags(python_version, arch, glibc)
-    rank = {tag: i for i, tag in enumerate(tags)}
+    rank = {tag: i for i, tag in enumerate(local_wheel_tags(python_version, arch, glibc))}
     best: dict[str, tuple[int, Path, str]] = {}
     seen: dict[str, str] = {}
     for path in files:
@@ -158,30 +175,48 @@ def stage_local_wheels(
         MissingWheel(name, version, target, f"none of the local wheels for {name} fits {target}")
         for name, version in sorted(seen.items()) if name not in best
     ]
+    # named by the wheels' contents: a rebuilt wheel of the same version is restaged
     digest = hashlib.sha256(f"{python_version}\0{arch}\0{glibc}".encode())
     for project in sorted(best):
         digest.update(best[project][1].name.encode())
         digest.update(hashlib.sha256(best[project][1].read_bytes()).digest())
     key = digest.hexdigest()[:16]
-    cache = workdir / "local-wheels" / key
-    cache.mkdir(parents=True, exist_ok=True)
-    for _rank, path, _version in best.values():
-        if not (cache / path.name).exists():
-            shutil.copy2(path, cache / path.name)
-    pins = Lock(python=python_version, packages={name: v for name, (_r, _p, v) in best.items()})
-    staged = (
-        stage_site_packages(pins, arch, glibc, workdir / "site-packages" / f"{arch}-local-{key}",
-                            wheel_cache=cache)
-        if best else StagingResult(site_packages=cache, key=key)
+    dest = workdir / "site-packages" / f"{arch}-local-{key}"
+    cached = read_marker(dest)
+    if cached is not None:
+        return cached
+    result = StagingResult(
+        site_packages=dest,
+        installed={name: version for name, (_r, _p, version) in sorted(best.items())},
+        missing=missing,
+        wheels=sorted(path.name for _r, path, _v in best.values()),
+        key=key,
     )
-    return StagingResult(
-        site_packages=staged.site_packages,
-        installed=staged.installed,
-        missing=[*staged.missing, *missing],
-        wheels=staged.wheels,
-        from_cache=staged.from_cache,
-        key=staged.key,
-    )
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    try:
+        if best:
+            argv: list[str | Path] = [
+                sys.executable, "-m", "pip", "install", "--no-deps", "--no-index",
+                "--disable-pip-version-check", "--only-binary=:all:", "--target", tmp,
+                "--python-version", python_version, "--implementation", "cp",
+                "--abi", f"cp{python_version.replace('.', '')}",
+            ]
+            for tag in [*platform_tags(arch, glibc), f"linux_{arch}"]:
+                argv += ["--platform", tag]
+            try:
+                run([*argv, *(path for _r, path, _v in best.values())])
+            except CommandError as exc:
+                raise StagingError(f"pip could not install lock.wheels: {exc}\n{exc.tail()}") from exc
+        write_marker(tmp, result)  # last: its presence means "complete"
+        try:
+            os.replace(tmp, dest)
+        except OSError:  # a concurrent run staged the same wheels first
+            if read_marker(dest) is None:
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return result
 
 
 class VenvRunner:
