@@ -104,6 +104,8 @@ def run_matrix(
 ) -> RunOutcome:
     progress = progress or Progress()
     planned = plan(config, host, only)
+    # absolute: paths end up in container bind mounts and .pth files
+    results_dir, workdir = results_dir.resolve(), workdir.resolve()
     results_dir.mkdir(parents=True, exist_ok=True)
     workdir.mkdir(parents=True, exist_ok=True)
     results: dict[str, LaneResult] = {}

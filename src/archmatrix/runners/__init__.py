@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .base import Availability, LaneInfraError, LaneJob, Runner
+from .docker import DockerRunner
 from .qemu import QemuRunner
 from .venv import VenvRunner
 
@@ -10,6 +11,7 @@ RUNNERS: dict[str, Runner] = {
     runner.name: runner
     for runner in (
         VenvRunner(),
+        DockerRunner(),
         QemuRunner(),
     )
 }

@@ -9,8 +9,9 @@ lane's environment and executes the suite in it.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
@@ -53,6 +54,15 @@ class LaneJob:
     workdir: Path  # caches and staging (.archmatrix/)
     out: Path  # where the lane result goes (results/<lane>.json)
     progress: Callable[[str], None]
+    # Called when the run is interrupted (Ctrl-C): for work that does not
+    # receive the terminal's SIGINT, such as a container.
+    aborts: list[Callable[[], None]] = field(default_factory=list)
+
+    def abort(self) -> None:
+        for hook in list(self.aborts):
+            # best effort: the lane is being abandoned anyway
+            with contextlib.suppress(Exception):
+                hook()
 
 
 class Runner(Protocol):

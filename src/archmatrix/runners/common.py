@@ -114,8 +114,15 @@ def execute_suite(
         returncode, output = done.returncode, done.stdout + done.stderr
     except CommandError as exc:
         returncode, output = exc.returncode, f"{exc}\n{exc.stdout}{exc.stderr}"
+    return result_or_crash(job, path, returncode, output, time.monotonic() - started)
+
+
+def result_or_crash(
+    job: LaneJob, path: Path, returncode: int | None, output: str, duration_s: float
+) -> LaneResult:
+    """The lane result the suite wrote at ``path``; if it wrote none, its crash as a result."""
     try:
-        result = load(path)
+        return load(path)
     except ResultFileError as exc:
         verdict = classify(returncode=returncode, output=output)
         outcome = verdict.outcome if verdict.outcome is not Outcome.PASS else Outcome.ERROR
@@ -123,7 +130,7 @@ def execute_suite(
         result.checks.append(CheckResult(
             id="suite.start",
             outcome=outcome,
-            duration_s=time.monotonic() - started,
+            duration_s=duration_s,
             message=verdict.reason or f"the suite wrote no result ({exc})",
             evidence={"returncode": returncode, "output_tail": clean_evidence(output, 2000)},
         ))

@@ -1,0 +1,213 @@
+"""The ``docker`` runner: the suite in a linux/amd64 or linux/arm64 container.
+
+Plan: stage the lock's wheels for the platform on the host (no pip in the
+container, ever), make sure a base image exists (built from Debian packages
+when no registry is reachable), build a lane image that only COPYs the staged
+site-packages and the suite onto it, and run it with no network, an init
+process (under QEMU a PID 1 that gets a fatal signal hangs forever), the
+platform explicit, and ``QEMU_CPU`` set from the lane's CPU profile. Images
+are tagged by a hash of everything that went into them, so a warm matrix
+builds nothing. Containers are removed after use, on failure and on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import shutil
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ..baseimage import BaseImageError, ensure_base_image
+from ..config import LaneConfig
+from ..hostfacts import HostFacts
+from ..suite.result import LaneResult
+from ..wheels import StagingError, stage_site_packages, staging_key
+from .base import Availability, LaneInfraError, LaneJob
+from .common import finish, result_or_crash, stage_suite, suite_args, suite_digest
+
+if TYPE_CHECKING:
+    from docker import DockerClient
+
+PLATFORMS = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
+# Debian bookworm, the base images' release: its glibc decides which
+# manylinux wheels the lane can use.
+BOOKWORM_GLIBC = (2, 36)
+IMAGES_DIR = Path(__file__).resolve().parents[3] / "images"
+LANE_DOCKERFILE = IMAGES_DIR / "lane.Dockerfile"
+SETUP_HINT = "sudo ci/setup-linux-host.sh (installs and starts the engine, registers QEMU)"
+
+
+def lane_dockerfile() -> str:
+    try:
+        return LANE_DOCKERFILE.read_text()
+    except OSError as exc:
+        raise LaneInfraError(f"lane image definition missing: {LANE_DOCKERFILE} ({exc.strerror})",
+                             "run archmatrix from its source checkout") from None
+
+
+def lane_image_tag(lane_id: str, base: str, site_key: str, suite: str, dockerfile: str) -> str:
+    digest = hashlib.sha256("\0".join((base, site_key, suite, dockerfile)).encode()).hexdigest()[:12]
+    return f"archmatrix-lane:{lane_id}-{digest}"
+
+
+def emulation(platform: str, host: HostFacts, qemu_cpu: str | None) -> tuple[str | None, str | None]:
+    """(emulator, CPU model) for a container of ``platform`` on this host, or (None, None)."""
+    arch = PLATFORMS[platform]
+    server = host.docker.server_arch or host.machine
+    if arch == server:
+        return None, None
+    if host.docker.desktop:
+        return "Docker Desktop", qemu_cpu
+    return f"qemu-{arch} (binfmt)", qemu_cpu or "max"
+
+
+class DockerRunner:
+    name: ClassVar[str] = "docker"
+    options: ClassVar[Mapping[str, type]] = {"platform": str, "cpu_profile": str, "base_image": str}
+
+    def availability(self, lane: LaneConfig, host: HostFacts) -> Availability:
+        platform = lane.options.get("platform")
+        if platform not in PLATFORMS:
+            return Availability.no(f"unsupported platform {platform!r}",
+                                   f"set options.platform to one of {', '.join(PLATFORMS)}")
+        if not host.docker.reachable:
+            hint = "start Docker Desktop" if host.is_macos else SETUP_HINT
+            return Availability.no(f"docker daemon not reachable: {host.docker.error}", hint)
+        arch = PLATFORMS[platform]
+        server = host.docker.server_arch or host.machine
+        profile = lane.cpu_profile
+        if profile is not None and profile.arch != arch:
+            return Availability.no(f"CPU profile {profile.name} is for {profile.arch}, not {platform}",
+                                   "pick a profile of the lane's architecture")
+        if arch == server:
+            return Availability.yes("native")
+        if host.docker.desktop:
+            return Availability.yes("emulated by Docker Desktop")
+        if arch not in host.binfmt:
+            return Availability.no(f"no QEMU binfmt handler for {arch} on this {server} host",
+                                   SETUP_HINT)
+        return Availability.yes(f"emulated by qemu-{arch} via binfmt")
+
+    def run(self, job: LaneJob) -> LaneResult:
+        import docker
+        from docker.errors import DockerException
+
+        platform = str(job.lane.options["platform"])
+        arch = PLATFORMS[platform]
+        profile = job.lane.cpu_profile
+        emulator, cpu_model = emulation(platform, job.host, profile.qemu_cpu if profile else None)
+        try:
+            client = docker.from_env(timeout=600)
+        except DockerException as exc:
+            raise LaneInfraError(f"docker daemon not reachable: {exc}", SETUP_HINT) from exc
+
+        lock = job.config.lock
+        site_key = staging_key(lock, arch, BOOKWORM_GLIBC)
+        dest = job.workdir / "site-packages" / f"{arch}-{site_key}"
+        job.progress(f"staging the lock for {platform} (manylinux, glibc 2.36)")
+        try:
+            staging = stage_site_packages(lock, arch, BOOKWORM_GLIBC, dest,
+                                          wheel_cache=job.workdir / "wheels")
+        except StagingError as exc:
+            raise LaneInfraError(f"could not stage the lock for {platform}: {exc}") from exc
+
+        base = job.lane.options.get("base_image")
+        if not base:
+            try:
+                base = ensure_base_image(client, platform, workdir=job.workdir, progress=job.progress)
+            except BaseImageError as exc:
+                raise LaneInfraError(f"no base image for {platform}: {exc}", SETUP_HINT) from exc
+        dockerfile = lane_dockerfile()
+        tag = lane_image_tag(job.lane.id, str(base), site_key, suite_digest(), dockerfile)
+        self._ensure_lane_image(client, job, tag, str(base), platform, staging.site_packages, dockerfile)
+
+        out_dir = job.workdir / "runs" / f"{job.lane.id}-{time.time_ns()}"
+        out_dir.mkdir(parents=True)
+        out_dir.chmod(0o777)  # the lane runs as nobody
+        try:
+            result = self._run_container(client, job, tag, platform, out_dir, emulator, cpu_model)
+        finally:
+            shutil.rmtree(out_dir, ignore_errors=True)
+        return finish(job, result, staging=staging, facts={
+            "platform": platform, "image": tag, "base_image": base,
+            "docker_server_arch": job.host.docker.server_arch,
+        })
+
+    def _ensure_lane_image(self, client: DockerClient, job: LaneJob, tag: str, base: str, platform: str,
+                           site_packages: Path, dockerfile: str) -> None:
+        from docker.errors import BuildError, ImageNotFound
+
+        try:
+            client.images.get(tag)
+            job.progress(f"image {tag} is up to date")
+            return
+        except ImageNotFound:
+            pass
+        job.progress(f"building {tag}")
+        context = job.workdir / "build" / tag.replace(":", "-")
+        shutil.rmtree(context, ignore_errors=True)
+        context.mkdir(parents=True)
+        try:
+            shutil.copytree(site_packages, context / "site-packages", symlinks=True)
+            shutil.copytree(stage_suite(job.workdir), context / "suite")
+            (context / "archmatrix-lock.pth").write_text(
+                "import site; site.addsitedir('/opt/archmatrix/site-packages')\n"
+            )
+            (context / "Dockerfile").write_text(dockerfile)
+            client.images.build(path=str(context), tag=tag, platform=platform, network_mode="none",
+                                buildargs={"BASE": base}, rm=True, forcerm=True, pull=False)
+        except BuildError as exc:
+            log = "".join(str(chunk.get("stream", chunk.get("error", ""))) for chunk in exc.build_log)
+            raise LaneInfraError(f"building {tag} failed: {exc}\n{log[-1500:]}") from exc
+        finally:
+            shutil.rmtree(context, ignore_errors=True)
+
+    def _run_container(self, client: DockerClient, job: LaneJob, tag: str, platform: str, out_dir: Path,
+                       emulator: str | None, cpu_model: str | None) -> LaneResult:
+        from docker.errors import DockerException
+
+        args = suite_args(job, f"/out/{job.lane.id}.json", emulator=emulator, cpu_model=cpu_model)
+        args = args[2:]  # the image's entrypoint is already `python3 -m archmatrix.suite`
+        environment = {"QEMU_CPU": cpu_model} if emulator and cpu_model else {}
+        started = time.monotonic()
+        container: Any = None
+        try:
+            container = client.containers.run(
+                tag, command=args, platform=platform, network_mode="none", init=True, detach=True,
+                environment=environment, volumes={str(out_dir): {"bind": "/out", "mode": "rw"}},
+            )
+            # Ctrl-C reaches our process, not the container: forward it, so the
+            # suite saves what it finished before it stops.
+            job.aborts.append(lambda: container.kill(signal="SIGINT"))
+            job.progress(f"running the suite in {platform}" + (f" under {emulator}" if emulator else ""))
+            output = self._follow(container, job)
+            status = container.wait(timeout=max(600.0, job.config.checks.timeout * 4))
+            returncode = int(status.get("StatusCode", -1))
+        except DockerException as exc:
+            raise LaneInfraError(f"docker failed while running the lane: {exc}", SETUP_HINT) from exc
+        except Exception as exc:  # requests' ReadTimeout from wait(): the lane hung past every limit
+            if container is not None:
+                container.kill()
+            raise LaneInfraError(f"the lane container did not finish: {type(exc).__name__}: {exc}") from exc
+        finally:
+            if container is not None:
+                with contextlib.suppress(DockerException):
+                    container.remove(force=True)
+        return result_or_crash(job, out_dir / f"{job.lane.id}.json", returncode, output,
+                               time.monotonic() - started)
+
+    @staticmethod
+    def _follow(container: Any, job: LaneJob) -> str:
+        """Stream the container's output as progress lines; return all of it (evidence)."""
+        buffer, seen = "", []
+        for chunk in container.logs(stream=True, follow=True, stdout=True, stderr=True):
+            buffer += chunk.decode(errors="replace")
+            *lines, buffer = buffer.split("\n")
+            for line in lines:
+                seen.append(line)
+                job.progress(line.split("] ", 1)[-1])
+        seen.append(buffer)
+        return "\n".join(seen)
