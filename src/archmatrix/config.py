@@ -102,13 +102,18 @@ class _Doc:
     def __init__(self, path: Path, text: str) -> None:
         self.path = path
         self.positions: dict[tuple[str | int, ...], Position] = {}
+        self.raw: dict[tuple[str | int, ...], str] = {}  # scalars as written (3.10, not 3.1)
         try:
             node = yaml.compose(text, Loader=yaml.SafeLoader)
             self.data = yaml.safe_load(text)
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
-            where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
             problem = exc.problem or exc.context or "invalid YAML"
+            if exc.context_mark is not None and "end of stream" in (exc.problem or ""):
+                # an unclosed quote or bracket: where it was opened is the useful place
+                mark = exc.context_mark
+                problem = f"{exc.context} that is never closed"
+            where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
             raise ConfigError(f"{where}: YAML syntax error: {problem}") from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: YAML error: {exc}") from None
@@ -117,6 +122,8 @@ class _Doc:
 
     def _index(self, node: yaml.Node, path: tuple[str | int, ...]) -> None:
         self.positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        if isinstance(node, yaml.ScalarNode):
+            self.raw[path] = str(node.value)
         if isinstance(node, yaml.MappingNode):
             for key_node, value_node in node.value:
                 key = (*path, str(key_node.value))
@@ -192,7 +199,8 @@ def _lock(doc: _Doc, value: Any) -> Lock:
     data = _mapping(doc, ("lock",), value, ("python", "packages", "wheels"), ("python", "packages"))
     python = data["python"]
     if isinstance(python, float):  # `python: 3.11` unquoted
-        raise doc.error(("lock", "python"), f"quote the version (\"{python}\"): YAML reads it as a number")
+        written = doc.raw.get(("lock", "python"), str(python))
+        raise doc.error(("lock", "python"), f"quote the version (\"{written}\"): YAML reads it as a number")
     python = _expect(doc, ("lock", "python"), python, str)
     if not re.fullmatch(r"3\.\d+", python):
         raise doc.error(("lock", "python"), f"expected a version like \"3.11\", found {python!r}")
@@ -201,7 +209,8 @@ def _lock(doc: _Doc, value: Any) -> Lock:
     for name, version in pkgs.items():
         p = ("lock", "packages", str(name))
         if isinstance(version, float | int) and not isinstance(version, bool):
-            raise doc.error(p, f"quote the version (\"{version}\"): YAML reads it as a number")
+            written = doc.raw.get(p, str(version))
+            raise doc.error(p, f"quote the version (\"{written}\"): YAML reads it as a number")
         version = _expect(doc, p, version, str)
         if not re.fullmatch(r"[0-9][0-9A-Za-z.+!-]*", version):
             raise doc.error(p, f"expected an exact version like \"1.2.3\", found {version!r}")

@@ -66,15 +66,17 @@ def diagnose(facts: Mapping[str, Any], lock: Mapping[str, str] | None = None) ->
         ))
 
     libraries = facts.get("libraries")
+    loaded = libraries if isinstance(libraries, list) else []
+    blas = [lib for lib in loaded if lib.get("user_api") == "blas"]
+    # either what is loaded (threadpoolctl) or what numpy was built against says so
+    if any(str(lib.get("internal_api", "")).lower() in ("reference", "netlib") for lib in blas) or \
+            str((build.get("blas") or {}).get("name", "")).lower() in ("blas", "cblas", "reference"):
+        out.append(Finding(
+            "reference-blas",
+            "the reference (unoptimised) BLAS is loaded: linear algebra will be slow",
+            "install numpy/scipy wheels (they bundle OpenBLAS) or link an optimised BLAS",
+        ))
     if isinstance(libraries, list):
-        blas = [lib for lib in libraries if lib.get("user_api") == "blas"]
-        if any(str(lib.get("internal_api", "")).lower() in ("reference", "netlib") for lib in blas) or \
-                str((build.get("blas") or {}).get("name", "")).lower() in ("blas", "cblas", "reference"):
-            out.append(Finding(
-                "reference-blas",
-                "the reference (unoptimised) BLAS is loaded: linear algebra will be slow",
-                "install numpy/scipy wheels (they bundle OpenBLAS) or link an optimised BLAS",
-            ))
         omp = sorted({str(lib.get("prefix") or lib.get("internal_api")) for lib in libraries
                       if lib.get("user_api") == "openmp"})
         if len(omp) > 1:

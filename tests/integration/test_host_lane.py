@@ -11,9 +11,11 @@ from conftest import ROOT, archmatrix_argv, python_env
 
 from archmatrix.suite.result import load
 
+HostRun = tuple[subprocess.CompletedProcess[str], Path]
+
 
 @pytest.fixture(scope="module")
-def host_run(tmp_path_factory: pytest.TempPathFactory, workdir: Path) -> tuple[subprocess.CompletedProcess[str], Path]:
+def host_run(tmp_path_factory: pytest.TempPathFactory, workdir: Path) -> HostRun:
     results = tmp_path_factory.mktemp("results")
     proc = subprocess.run(
         archmatrix_argv("lane", "host", "--config", str(ROOT / "ci" / "matrix.yaml"),
@@ -23,7 +25,7 @@ def host_run(tmp_path_factory: pytest.TempPathFactory, workdir: Path) -> tuple[s
     return proc, results
 
 
-def test_host_lane_passes_every_check_and_prints_its_table(host_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+def test_host_lane_passes_every_check_and_prints_its_table(host_run: HostRun) -> None:
     proc, results = host_run
     assert proc.returncode == 0, proc.stderr[-3000:]
     lane = load(results / "host.json")
@@ -42,7 +44,7 @@ def test_host_lane_passes_every_check_and_prints_its_table(host_run: tuple[subpr
         assert (results / name).stat().st_size > 0
 
 
-def test_host_lane_records_the_facts_the_design_asks_for(host_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+def test_host_lane_records_the_facts_the_design_asks_for(host_run: HostRun) -> None:
     _, results = host_run
     facts = load(results / "host.json").facts
     assert facts["packages"]["numpy"] == "2.4.6"
@@ -54,7 +56,8 @@ def test_host_lane_records_the_facts_the_design_asks_for(host_run: tuple[subproc
     assert facts["numpy_build"]["host_machine"]["cpu"] == facts["machine"]
     assert facts["translated"] is None  # not macOS
     lr = next(c for c in load(results / "host.json").checks if c.id == "sklearn.linear_regression")
-    assert lr.metrics["coef"] == pytest.approx([1.0, 1.0]) and lr.metrics["intercept"] == pytest.approx(0.0, abs=1e-9)
+    assert lr.metrics["coef"] == pytest.approx([1.0, 1.0])
+    assert lr.metrics["intercept"] == pytest.approx(0.0, abs=1e-9)
 
 
 def test_doctor_json_loads_and_describes_this_interpreter() -> None:
@@ -70,7 +73,7 @@ def test_doctor_json_loads_and_describes_this_interpreter() -> None:
 
 
 def test_report_names_a_corrupt_file_and_still_prints_the_matrix(
-    host_run: tuple[subprocess.CompletedProcess[str], Path], tmp_path: Path
+    host_run: HostRun, tmp_path: Path
 ) -> None:
     _, results = host_run
     artifacts = tmp_path / "artifacts"

@@ -32,7 +32,7 @@ def outcomes(result: dict) -> dict[str, str]:
 
 
 def test_sigill_segfault_and_hang_are_classified_and_later_checks_still_pass(tmp_path: Path) -> None:
-    result, pidfile = run_suite(tmp_path, "crashers.*", timeout=3.0)
+    result, _ = run_suite(tmp_path, "crashers.*", timeout=3.0)
     got = outcomes(result)
     assert got == {
         "crashers.before": "pass",

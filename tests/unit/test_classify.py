@@ -345,14 +345,6 @@ def test_wrong_arch_wins_over_the_blas_library_it_names() -> None:
     assert classify(returncode=1, exc_type="ImportError", exc_message=text).outcome is Outcome.WRONG_ARCH
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: classify() scans exception messages with the signal text patterns and ABORT_TEXT's "
-        r"`\bAborted\b` is case-insensitive, so an ordinary exception mentioning 'aborted' "
-        "(requests' ConnectionError('Connection aborted.')) is classified abort instead of error"
-    ),
-)
 def test_ordinary_exception_mentioning_aborted_is_an_error_not_abort() -> None:
     verdict = classify(
         returncode=0,

@@ -162,14 +162,6 @@ def test_yaml_syntax_error_in_flow_mapping() -> None:
     assert "YAML syntax error" in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: config._Doc reports a YAML error at exc.problem_mark only; for an unclosed quote that "
-        "is the end of the file (20:1 'found unexpected end of stream'), and the context mark "
-        "(where the string started, line 5) is dropped"
-    ),
-)
 def test_unclosed_quote_points_at_the_quote() -> None:
     message = error_of(variant('    scipy: "1.17.1"', '    scipy: "1.17.1'))
     assert message.startswith("ci/matrix.yaml:5:")
@@ -287,13 +279,6 @@ def test_unquoted_package_version() -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: config._lock tells the user to quote the float YAML parsed, not what they wrote: "
-        '`python: 3.10` gives `quote the version ("3.1")`, which then fails as a different Python'
-    ),
-)
 def test_unquoted_python_version_keeps_its_trailing_zero() -> None:
     message = error_of(variant('python: "3.11"', "python: 3.10"))
     assert '("3.10")' in message

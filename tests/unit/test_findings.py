@@ -141,14 +141,6 @@ def test_reference_blas_from_numpy_build_config(name: str) -> None:
     assert "reference-blas" in ids(diagnose(facts))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: findings.diagnose only checks numpy_build.blas.name inside `if isinstance(libraries, list)`, "
-        "so when threadpoolctl failed (no 'libraries' fact) a numpy built against the reference BLAS "
-        "is not reported"
-    ),
-)
 def test_reference_blas_from_numpy_build_without_threadpoolctl() -> None:
     facts = clean_facts(
         numpy_build={"host_machine": {"cpu": "x86_64"}, "blas": {"name": "cblas"}},

@@ -273,14 +273,6 @@ def test_junit_reads_back() -> None:
     assert suites["macos-arm64"].skipped == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: render/junit.py joins a skipped lane's reason and hint with a bare space "
-        "(f'{lane.reason} {lane.hint}'), so the message reads '…this host is Linux run this lane on…'; "
-        "the other renderers write 'reason — hint: hint'"
-    ),
-)
 def test_junit_skipped_lane_separates_reason_and_hint() -> None:
     junitparser = pytest.importorskip("junitparser")
     xml = junitparser.JUnitXml.fromstring(junit.render(build([skipped_lane()], now=NOW)))
@@ -349,14 +341,6 @@ def test_markdown_escapes_pipes_and_keeps_rows_intact() -> None:
     assert len(counts) == 1, counts
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: render/markdown.py puts lane ids in the header row as `{lane}` without _md(); "
-        "a '|' in a lane id (result files from `archmatrix report` are not validated like config ids) "
-        "adds a column"
-    ),
-)
 def test_markdown_escapes_pipes_in_lane_ids() -> None:
     lane = host_lane()
     lane.lane = "a|b"

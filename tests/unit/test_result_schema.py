@@ -135,14 +135,6 @@ def test_file_cut_after_a_value_says_truncated(tmp_path: Path) -> None:
     assert "truncated" in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: result.load() calls a file truncated inside a string or a literal 'not valid JSON': "
-        "it decides 'truncated' from exc.pos >= len(text), but json reports an unterminated string "
-        "at the string's start"
-    ),
-)
 @pytest.mark.parametrize(
     "cut_after",
     ['"stderr_tail": "qemu: unc', '"required": f', '"duration_s": 12.', '"lane": "linux-x86'],

@@ -35,7 +35,8 @@ def render(matrix: Matrix, *, title: str = "archmatrix compatibility matrix") ->
                 h.append(f"<td class={outcome_class(result)}>{escape(cell_text(result))}")
                 if result is not None and (result.message or result.evidence):
                     detail = result.message
-                    tail = result.evidence.get("stderr_tail") or result.evidence.get("output_tail")
+                    ev = result.evidence
+                    tail = ev.get("stderr_tail") or ev.get("stdout_tail") or ev.get("output_tail")
                     h.append(f"<details><summary>{escape(detail[:80] or 'evidence')}</summary>"
                              f"<pre>{escape(detail)}\n{escape(str(tail or ''))}</pre></details>")
                 h.append("</td>")

@@ -18,7 +18,8 @@ def render(matrix: Matrix) -> str:
             case = ET.SubElement(suite, "testcase", classname=lane.lane, name="lane")
             counts["tests"] += 1
             if lane.status == LaneStatus.SKIPPED:
-                ET.SubElement(case, "skipped", message=f"{lane.reason} {lane.hint}".strip())
+                hint = f" — hint: {lane.hint}" if lane.hint else ""
+                ET.SubElement(case, "skipped", message=f"{lane.reason}{hint}")
                 counts["skipped"] += 1
             else:
                 err = ET.SubElement(case, "error", message=lane.reason, type="infra-error")

@@ -20,7 +20,7 @@ def render(matrix: Matrix, *, title: str = "archmatrix") -> str:
         rows = [[_md(c) for c in row] for row in (*table.header_rows, *table.check_rows, table.summary_row)]
         rows = [[f"**{row[0]}**", *row[1:]] if i < len(table.header_rows) else row
                 for i, row in enumerate(rows)]
-        out.append(tabulate(rows, headers=["", *(f"`{ln.lane}`" for ln in table.lanes)],
+        out.append(tabulate(rows, headers=["", *(f"`{_md(ln.lane)}`" for ln in table.lanes)],
                             tablefmt="github", disable_numparse=True))
     else:
         out.append("_no lane ran_")

@@ -59,7 +59,8 @@ def finding_lines(matrix: Matrix) -> list[str]:
     lines = []
     for lane in matrix.lanes:
         for w in lane.warnings:
-            lines.append(f"{lane.lane}: warning: {w.message}")
+            hint = f" — fix: {w.hint}" if w.hint else ""
+            lines.append(f"{lane.lane}: warning: {w.message}{hint}")
     for d in matrix.drifting:
         lines.append(
             f"drift: {d.check} {d.metric} differs by {d.rel_diff:.3g} (relative) between "

@@ -29,7 +29,7 @@ class Verdict:
 
 
 def _rx(*patterns: str) -> re.Pattern[str]:
-    return re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
+    return re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE | re.MULTILINE)
 
 
 # A binary built for another architecture (macOS dyld, Linux ld.so, the kernel).
@@ -89,7 +89,9 @@ ABORT_TEXT = _rx(
     r"OMP: Error #\d+",
     r"uncaught target signal 6\b",
     r"Abort trap",
-    r"\bAborted\b",
+    # the shell's own words, not any message that says "aborted"
+    # ("Connection aborted." from requests is an error, not SIGABRT)
+    r"(?-i:^Aborted(?: \(core dumped\))?$)",
     r"Fatal Python error: Aborted",
 )
 

@@ -114,6 +114,10 @@ class CheckContext:
             raise Mismatch(f"{name}: got {len(got)} values, expected {len(want)}")
         worst_i, worst_err, worst_excess = -1, 0.0, 0.0
         for i, (g, w) in enumerate(zip(got, want, strict=True)):
+            if math.isnan(w) or math.isinf(w):  # a non-finite reference must be matched exactly
+                if not (g == w or (math.isnan(g) and math.isnan(w))):
+                    raise Mismatch(f"{name}[{i}] = {g!r}, expected {w!r}")
+                continue
             if math.isnan(g) or math.isinf(g):
                 raise Mismatch(f"{name}[{i}] is {g}, expected {w!r}")
             err = abs(g - w)

@@ -246,7 +246,11 @@ def load(path: Path) -> LaneResult:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        what = "truncated" if exc.pos >= len(text.rstrip()) else "not valid JSON"
+        # json reports a cut inside a string at the string's start, so judge by the end too
+        stripped = text.rstrip()
+        truncated = exc.pos >= len(stripped) or exc.msg.startswith("Unterminated string") or (
+            stripped.startswith("{") and not stripped.endswith("}"))
+        what = "truncated" if truncated else "not valid JSON"
         raise ResultFileError(
             f"{path}: {what} (line {exc.lineno}, column {exc.colno}: {exc.msg})"
         ) from None

@@ -272,7 +272,9 @@ def run_checks(
     checks = list(checks)
     results = []
     for index, chk in enumerate(checks, start=1):
-        limit = (timeouts or {}).get(chk.id) or chk.timeout or default_timeout
+        # the config's per-check limit wins; otherwise the run's default, which a
+        # check may only raise (emulated lanes configure long defaults)
+        limit = (timeouts or {}).get(chk.id) or max(default_timeout, chk.timeout or 0.0)
         report = run_forked(partial(_run_check_body, chk, context_factory()), limit)
         result = judge(chk.id, report)
         if result.outcome is Outcome.TIMEOUT:
