@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .base import Availability, LaneInfraError, LaneJob, Runner
 from .docker import DockerRunner
+from .macos import MacosRunner
 from .qemu import QemuRunner
 from .venv import VenvRunner
 
@@ -13,6 +14,7 @@ RUNNERS: dict[str, Runner] = {
         VenvRunner(),
         DockerRunner(),
         QemuRunner(),
+        MacosRunner(),
     )
 }
 

@@ -1,0 +1,258 @@
+"""The ``macos`` runner: native arm64 and Rosetta 2 (x86_64) lanes on an Apple Silicon Mac.
+
+Rosetta is not a second backend (cibuildwheel's lesson): it is this one with
+``arch -x86_64`` in front of every command — venv creation, pip and the
+suite — so the interpreter, pip's wheel tags and every check run translated.
+The arm64 lane says ``arch -arm64`` just as explicitly: a universal2 Python
+started from a translated process (archmatrix itself under an x86_64 Python)
+would otherwise silently run as x86_64 too.
+
+Unlike the Linux lanes, wheels are fetched by the lane's own pip: macOS has
+no cross-staging story as simple as manylinux tags, and pip running under
+``arch -x86_64`` asks for exactly the tags Rosetta's interpreter accepts. Each
+locked package is downloaded on its own (``--only-binary=:all:``), so one
+without a wheel for the lane is a ``wheel.<pkg>`` ``no-wheel`` row and the
+others are still installed.
+
+Every command is built by a pure function, so the exact commands of both
+lanes are unit-tested without a Mac. Nothing here has run on real macOS
+hardware yet (docs/lanes.md).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+from packaging.version import InvalidVersion
+
+from ..command import CommandError, run
+from ..config import LaneConfig
+from ..hostfacts import X86_PYTHON_CANDIDATES, HostFacts
+from ..suite.outcomes import Outcome
+from ..suite.result import CheckResult, LaneResult
+from ..wheels import PIP_TIMEOUT, MissingWheel, StagingResult, _pip_reason, classify_pip_failure
+from .base import Availability, LaneInfraError, LaneJob
+from .common import execute_suite, finish, stage_suite, suite_args
+from .qemu import lane_env
+from .venv import local_wheel_files
+
+ARCHES = ("arm64", "x86_64")
+ROSETTA_HINT = "softwareupdate --install-rosetta --agree-to-license"
+PYTHON_ORG = "https://www.python.org/downloads/macos/"
+PIP = ("-m", "pip")
+PIP_QUIET = ("--disable-pip-version-check", "--no-input")
+
+
+def arch_prefix(arch: str) -> list[str]:
+    """What goes in front of every command of the lane."""
+    return ["arch", f"-{arch}"]
+
+
+def venv_python(venv_dir: Path) -> Path:
+    return venv_dir / "bin" / "python"
+
+
+def create_command(arch: str, python: str, venv_dir: Path) -> list[str]:
+    # with pip (ensurepip's bundled wheel: no network): the lane's own pip fetches the wheels
+    return [*arch_prefix(arch), python, "-m", "venv", "--clear", str(venv_dir)]
+
+
+def download_command(arch: str, venv_dir: Path, wheel_dir: Path, name: str, version: str) -> list[str]:
+    """One package's wheel, for the tags the lane's interpreter accepts; never an sdist."""
+    return [*arch_prefix(arch), str(venv_python(venv_dir)), *PIP, "download", *PIP_QUIET,
+            "--only-binary=:all:", "--no-deps", "--dest", str(wheel_dir), f"{name}=={version}"]
+
+
+def install_command(
+    arch: str, venv_dir: Path, wheel_dir: Path, pins: Mapping[str, str], local_wheels: Sequence[Path] = ()
+) -> list[str]:
+    """Install exactly the downloaded wheels (and local ones): no index, no dependency resolution."""
+    return [*arch_prefix(arch), str(venv_python(venv_dir)), *PIP, "install", *PIP_QUIET,
+            "--only-binary=:all:", "--no-deps", "--no-index", "--find-links", str(wheel_dir),
+            *(f"{name}=={version}" for name, version in sorted(pins.items())),
+            *(str(path) for path in local_wheels)]
+
+
+def venv_commands(
+    arch: str, python: str, venv_dir: Path, lock: Mapping[str, str], wheel_dir: Path,
+    local_wheels: Sequence[Path] = (),
+) -> list[list[str]]:
+    """The lane's environment, command by command: create, download each package, install.
+
+    :meth:`MacosRunner.run` executes exactly these; when a download finds no
+    wheel, that package is left out of the install (and reported ``no-wheel``).
+    """
+    return [
+        create_command(arch, python, venv_dir),
+        *(download_command(arch, venv_dir, wheel_dir, name, version)
+          for name, version in sorted(lock.items())),
+        install_command(arch, venv_dir, wheel_dir, lock, local_wheels),
+    ]
+
+
+def suite_command(arch: str, venv_dir: Path, args: Sequence[str]) -> list[str]:
+    """The suite in the lane's venv; ``args`` from :func:`~archmatrix.runners.common.suite_args`."""
+    return [*arch_prefix(arch), str(venv_python(venv_dir)), *args]
+
+
+def lane_python(lane: LaneConfig, host: HostFacts) -> str | None:
+    """The interpreter the lane's venv is made from: the option, else one detected for the arch."""
+    if lane.options.get("python"):
+        return str(lane.options["python"])
+    if lane.options.get("arch") == "x86_64":
+        return host.x86_64_pythons[0] if host.x86_64_pythons else None
+    return host.python or None
+
+
+def macos_wheel_fits(filename: str, arch: str) -> bool:
+    """Does a (local) wheel file install on macOS ``arch``? Pure Python, universal2 or that arch."""
+    try:
+        _name, _version, _build, tags = parse_wheel_filename(filename)
+    except (InvalidWheelFilename, InvalidVersion):
+        return False
+    return any(t.platform == "any" or (t.platform.startswith("macosx_")
+                                       and t.platform.endswith((f"_{arch}", "_universal2")))
+               for t in tags)
+
+
+def verify_architecture(arch: str, facts: Mapping[str, Any]) -> CheckResult:
+    """The lane really ran where it says: translated by Rosetta (x86_64), or native arm64."""
+    check_id = "rosetta.translated" if arch == "x86_64" else "macos.native"
+    if "translated" not in facts:
+        return CheckResult(check_id, Outcome.SKIPPED, message="the suite reported no facts to verify")
+    translated, machine = facts.get("translated"), str(facts.get("machine", ""))
+    if arch == "x86_64":
+        ok = translated is True and machine == "x86_64"
+        good = "sysctl.proc_translated = 1: the suite ran as x86_64 under Rosetta 2"
+        bad = (f"the lane did not run translated (sysctl.proc_translated = {translated!r}, "
+               f"machine {machine}): its results are not Rosetta 2's")
+    else:
+        ok = translated is False and machine == "arm64"
+        good = "native arm64, not translated"
+        bad = (f"the lane did not run as native arm64 (machine {machine}, translated {translated!r}): "
+               "is the interpreter x86_64-only?")
+    evidence = {} if ok else {"translated": translated, "machine": machine}
+    return CheckResult(check_id, Outcome.PASS if ok else Outcome.ERROR, message=good if ok else bad,
+                       evidence=evidence)
+
+
+class MacosRunner:
+    name: ClassVar[str] = "macos"
+    options: ClassVar[Mapping[str, type]] = {"arch": str, "python": str}
+
+    def availability(self, lane: LaneConfig, host: HostFacts) -> Availability:
+        arch = lane.options.get("arch")
+        if arch not in ARCHES:
+            return Availability.no(f"options.arch must be one of {', '.join(ARCHES)}, found {arch!r}",
+                                   "set lanes[].options.arch to arm64 or x86_64")
+        if not host.is_macos:
+            return Availability.no(f"needs macOS on Apple Silicon; this host is {host.system}",
+                                   "run it on an Apple Silicon Mac (GitHub Actions: runs-on: macos-14)")
+        if not host.apple_silicon:
+            what = "no arm64 CPU" if arch == "arm64" else "x86_64 runs natively here, there is no Rosetta 2"
+            return Availability.no(f"Intel Mac: {what}",
+                                   "run it on an Apple Silicon Mac (GitHub Actions: runs-on: macos-14)")
+        if arch == "x86_64" and not host.rosetta:
+            return Availability.no("Rosetta 2 is not installed", ROSETTA_HINT)
+        python = lane_python(lane, host)
+        if python is None:
+            version = host.python_version or "3.x"
+            looked = ", ".join(p.format(v=version) for p in X86_PYTHON_CANDIDATES)
+            return Availability.no(
+                f"no x86_64-capable Python {version} found (looked for {looked})",
+                f"install the universal2 Python {version} from {PYTHON_ORG} (python.org's installer), "
+                "or set lanes[].options.python to an x86_64 interpreter",
+            )
+        how = "translated by Rosetta 2" if arch == "x86_64" else "native"
+        return Availability.yes(f"{how}: arch -{arch} {python}")
+
+    def run(self, job: LaneJob) -> LaneResult:
+        arch = str(job.lane.options.get("arch"))
+        python = lane_python(job.lane, job.host)
+        if arch not in ARCHES or python is None:  # the planner only runs available lanes
+            available = self.availability(job.lane, job.host)
+            raise LaneInfraError(available.reason, available.hint)
+        lock = job.config.lock
+        venv_dir = job.workdir / "venvs" / f"{job.lane.id}-{arch}"
+        wheel_dir = job.workdir / "wheels" / f"macos-{arch}"
+        wheel_dir.mkdir(parents=True, exist_ok=True)
+        local = [p for p in local_wheel_files(lock.wheels, job.config.path.parent)
+                 if macos_wheel_fits(p.name, arch)]
+        create, *downloads, _install = venv_commands(arch, python, venv_dir, lock.packages, wheel_dir, local)
+        env, removed = lane_env(os.environ, stage_suite(job.workdir))
+        pip_env = {k: v for k, v in env.items() if k != "PYTHONPATH"}
+
+        job.progress(f"creating the venv: arch -{arch} {python}")
+        _must(create, "could not create the lane's venv", pip_env)
+        missing: list[MissingWheel] = []
+        pins: dict[str, str] = {}
+        for (name, version), argv in zip(sorted(lock.packages.items()), downloads, strict=True):
+            job.progress(f"wheel for {name}=={version}")
+            reason = _download(argv, pip_env)
+            if reason is None:
+                pins[name] = version
+            else:
+                missing.append(MissingWheel(name, version, f"macOS {arch}", reason))
+        job.progress("installing the lock")
+        _must(install_command(arch, venv_dir, wheel_dir, pins, local), "could not install the lock", pip_env)
+        staging = StagingResult(
+            site_packages=venv_dir,
+            installed={**pins, **{_wheel_project(p.name): _wheel_version(p.name) for p in local}},
+            missing=missing,
+            wheels=sorted([*_wheel_names(wheel_dir, pins), *(p.name for p in local)]),
+        )
+
+        job.progress(f"running the suite: arch -{arch}")
+        argv = suite_command(arch, venv_dir, suite_args(job, str(job.out)))
+        result = execute_suite(job, argv, env=env)
+        result.checks.append(verify_architecture(arch, result.facts))
+        return finish(job, result, staging=staging, facts={
+            "python": python, "arch": arch, "prefix": " ".join(arch_prefix(arch)),
+            "venv": str(venv_python(venv_dir)), "env_removed": removed,
+        })
+
+
+def _must(argv: list[str], what: str, env: Mapping[str, str]) -> None:
+    try:
+        run(argv, env=env, timeout=PIP_TIMEOUT)
+    except CommandError as exc:
+        hint = ROSETTA_HINT if "Bad CPU type" in f"{exc}{exc.stderr}" else ""
+        raise LaneInfraError(f"{what}: {exc}\n{exc.tail()}", hint) from exc
+
+
+def _download(argv: list[str], env: Mapping[str, str]) -> str | None:
+    """None when the wheel is in the cache now; pip's reason when the version has no wheel here."""
+    try:
+        run(argv, env=env, timeout=PIP_TIMEOUT)
+    except CommandError as exc:
+        output = f"{exc.stdout}\n{exc.stderr}"
+        if exc.returncode is not None and classify_pip_failure(output) == "no-wheel":
+            return _pip_reason(output)
+        raise LaneInfraError(f"pip could not download a wheel: {exc}\n{exc.tail()}") from exc
+    return None
+
+
+def _wheel_project(filename: str) -> str:
+    return str(parse_wheel_filename(filename)[0])
+
+
+def _wheel_version(filename: str) -> str:
+    return str(parse_wheel_filename(filename)[1])
+
+
+def _wheel_names(wheel_dir: Path, pins: Mapping[str, str]) -> list[str]:
+    """The cached wheel files of the pinned versions (for the ``wheel.<pkg>`` rows)."""
+    wanted = {(canonicalize_name(n), v) for n, v in pins.items()}
+    names = []
+    for path in sorted(wheel_dir.glob("*.whl")):
+        try:
+            name, version, _build, _tags = parse_wheel_filename(path.name)
+        except (InvalidWheelFilename, InvalidVersion):
+            continue
+        if (name, str(version)) in wanted:
+            names.append(path.name)
+    return names
