@@ -88,5 +88,5 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff and mypy."""
     session.install("-e", ".[lint]")
-    session.run("ruff", "check", "src", "tests", "bench", "noxfile.py")
+    session.run("ruff", "check", ".")
     session.run("mypy")
