@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import importlib
 import json
 import signal
 import sys
@@ -52,6 +53,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--facts-only", action="store_true", help="print this interpreter's facts and exit")
     p.add_argument("--list", action="store_true", help="list the check ids and exit")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--no-preload", action="store_true",
+                   help="every check imports numpy & co. itself (slower, maximal isolation)")
     return p.parse_args(argv)
 
 
@@ -69,6 +72,32 @@ def collect_facts(args: argparse.Namespace, timeout: float) -> dict[str, Any]:
             or f"child exited with status {report.returncode}: {report.stderr.strip()[-300:]}"
         }
     return facts
+
+
+# What the checks import, loaded once by the supervisor after the import
+# checks proved (each in a clean child) that it loads: forked children then
+# start with it imported. Under emulation an import of the stack costs ~10 s,
+# so paying it once per lane instead of once per check is most of a lane's
+# time. OpenBLAS registers pthread_atfork handlers and OpenMP starts its
+# threads lazily, so forking after the import is safe; nothing has computed.
+PRELOAD = (
+    "numpy", "numpy.linalg", "scipy.linalg", "sklearn", "sklearn.linear_model", "sklearn.ensemble",
+    "sklearn.cluster", "sklearn.decomposition", "sklearn.metrics", "threadpoolctl",
+)
+
+
+def preload_stack(import_results: list[CheckResult]) -> list[str]:
+    """Import the stack into this (supervisor) process if every import check passed."""
+    if not import_results or any(r.outcome.failed for r in import_results):
+        return []  # a broken import stays isolated in each check's own child
+    loaded = []
+    for module in PRELOAD:
+        try:
+            importlib.import_module(module)
+            loaded.append(module)
+        except Exception:  # the checks that need it will say what is wrong
+            break
+    return loaded
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,11 +148,17 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM (docker stop, a CI cancel) ends the run like Ctrl-C: the
     # current check's child is killed and what finished is kept.
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
+    def after_imports(import_results: list[CheckResult]) -> None:
+        if not args.no_preload:
+            loaded = preload_stack(import_results)
+            if loaded and not args.quiet:
+                print(f"[{args.lane}] preloaded {', '.join(loaded)}", file=sys.stderr, flush=True)
         if not args.quiet:
             print(f"[{args.lane}] collecting facts", file=sys.stderr, flush=True)
         result.facts = collect_facts(args, args.timeout)
         save_now()
+
+    try:
         run_checks(
             checks,
             context_factory=context,
@@ -131,7 +166,10 @@ def main(argv: list[str] | None = None) -> int:
             timeouts={k: float(v) for k, v in (spec.get("timeouts") or {}).items()},
             progress=progress,
             on_result=on_result,
+            preload=after_imports,
         )
+        if not result.facts:  # only import checks were selected
+            after_imports([])
     except KeyboardInterrupt:
         result.reason = "interrupted before every check ran"
         save_now()

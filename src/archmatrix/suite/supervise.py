@@ -263,15 +263,25 @@ def run_checks(
     timeouts: dict[str, float] | None = None,
     progress: Callable[[int, int, CheckResult], None] | None = None,
     on_result: Callable[[CheckResult], None] | None = None,
+    preload: Callable[[list[CheckResult]], None] | None = None,
 ) -> list[CheckResult]:
     """Run every check, each in its own child, in order; return all results.
 
     ``on_result`` is called after each check (the suite uses it to save
     partial results, so an interrupted run keeps what it finished).
+    ``preload`` is called once, after the ``import.*`` checks (which always
+    run first, each in a clean child), with their results.
     """
     checks = list(checks)
-    results = []
+    # imports first: they must run in children that have imported nothing
+    checks.sort(key=lambda c: 0 if c.group == "import" else 1)
+    results: list[CheckResult] = []
+    preloaded = preload is None
     for index, chk in enumerate(checks, start=1):
+        if not preloaded and chk.group != "import":
+            preloaded = True
+            assert preload is not None
+            preload(results)
         # the config's per-check limit wins; otherwise the run's default, which a
         # check may only raise (emulated lanes configure long defaults)
         limit = (timeouts or {}).get(chk.id) or max(default_timeout, chk.timeout or 0.0)
