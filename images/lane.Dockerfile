@@ -5,9 +5,16 @@ ARG BASE
 FROM ${BASE}
 COPY site-packages /opt/archmatrix/site-packages
 COPY suite /opt/archmatrix/suite
-# addsitedir, so the staged packages' own .pth files are honoured too
+# The staged packages reach sys.path through PYTHONPATH, which every CPython
+# honours whatever its layout: Debian's python3 (the default base) and the
+# official python:3.x images (site-packages under /usr/local/lib/python3.x)
+# alike. It also puts the lock ahead of anything the base image ships.
+# PYTHONPATH does not process .pth files, so on Debian's layout this .pth
+# additionally runs addsitedir on the staged directory (already on sys.path,
+# so only its .pth files take effect). Other layouts ignore this directory;
+# the default lock has no .pth files. See docs/docker.md.
 COPY archmatrix-lock.pth /usr/lib/python3/dist-packages/archmatrix-lock.pth
-ENV PYTHONPATH=/opt/archmatrix/suite \
+ENV PYTHONPATH=/opt/archmatrix/suite:/opt/archmatrix/site-packages \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 # nobody: lanes never need root
