@@ -196,3 +196,17 @@ def test_a_local_package_without_a_wheel_for_the_lane_is_a_no_wheel_row(tmp_path
     assert staged.installed == {}
     assert [(m.name, m.version) for m in staged.missing] == [("mypkg", "1.0")]
     assert "none of the local wheels for mypkg fits manylinux_2_36_x86_64 cp311" in staged.missing[0].reason
+
+
+def test_the_profiles_table_in_docs_matches_the_defaults() -> None:
+    text = (ROOT / "docs" / "lanes.md").read_text()
+    table = text.split("<!-- profiles:begin -->")[1].split("<!-- profiles:end -->")[0]
+    rows = [[cell.strip() for cell in line.strip().strip("|").split("|")]
+            for line in table.strip().splitlines()[2:]]
+    assert [(r[0].strip("`"), r[1], r[2]) for r in rows] == [
+        (p.name, p.arch, p.qemu_cpu) for p in DEFAULT_PROFILES.values()
+    ]
+    for row in rows:
+        profile = DEFAULT_PROFILES[row[0].strip("`")]
+        assert row[4] in profile.description
+        assert ("qemu" if profile.arch == "x86_64" else "docker") in row[3]
