@@ -56,8 +56,9 @@ def test_host_lane_records_the_facts_the_design_asks_for(host_run: HostRun) -> N
     assert facts["numpy_build"]["host_machine"]["cpu"] == facts["machine"]
     assert facts["translated"] is None  # not macOS
     lr = next(c for c in load(results / "host.json").checks if c.id == "sklearn.linear_regression")
-    assert lr.metrics["coef"] == pytest.approx([1.0, 1.0])
-    assert lr.metrics["intercept"] == pytest.approx(0.0, abs=1e-9)
+    # [coef..., intercept]: the minimum-norm answer of the rank-deficient problem
+    assert lr.metrics["rank_deficient.model"] == pytest.approx([1.0, 1.0, 0.0], abs=1e-9)
+    assert lr.metrics["rank_deficient.rank"] == 1
 
 
 def test_doctor_json_loads_and_describes_this_interpreter() -> None:
