@@ -17,12 +17,11 @@ from archmatrix.config import LaneConfig
 from archmatrix.hostfacts import HostFacts
 from archmatrix.profiles import DEFAULT_PROFILES
 from archmatrix.runners import RUNNERS
+from archmatrix.runners.common import CPU_OVERRIDE_VARS, lane_env
 from archmatrix.runners.qemu import (
-    CPU_OVERRIDE_VARS,
     QemuRunner,
     elf_arch,
     emulator_name,
-    lane_env,
     lane_profile,
     qemu_command,
     without_noise,

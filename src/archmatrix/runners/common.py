@@ -26,8 +26,30 @@ from ..suite.result import CheckResult, LaneResult, LaneStatus, ResultFileError,
 from ..wheels import StagingResult
 from .base import LaneJob
 
+# Variables that pin a library's CPU dispatch regardless of the CPU. With
+# OPENBLAS_CORETYPE=Haswell inherited from the host (set on the machines this
+# was built on) OpenBLAS runs AVX2 kernels on the no-AVX CPU and numpy dies in
+# its import-time sanity check: a lane would test the host's environment
+# variables, not its CPU. Every lane drops them (containers never inherit
+# them) and records which it dropped.
+CPU_OVERRIDE_VARS = (
+    "OPENBLAS_CORETYPE",
+    "MKL_DEBUG_CPU_TYPE",
+    "MKL_ENABLE_INSTRUCTIONS",
+    "NPY_ENABLE_CPU_FEATURES",
+    "NPY_DISABLE_CPU_FEATURES",
+)
+
 SUITE_SOURCE = Path(suite_pkg.__file__).parent
 PACKAGE_INIT = SUITE_SOURCE.parent / "__init__.py"
+
+
+def lane_env(base: Mapping[str, str], suite_root: Path) -> tuple[dict[str, str], list[str]]:
+    """The emulated process's environment, and the CPU-override variables removed from it."""
+    removed = sorted(k for k in CPU_OVERRIDE_VARS if k in base)
+    env = {k: v for k, v in base.items() if k not in removed}
+    env["PYTHONPATH"] = str(suite_root)
+    return env, removed
 
 
 def suite_digest() -> str:

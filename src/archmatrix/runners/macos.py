@@ -36,8 +36,7 @@ from ..suite.outcomes import Outcome
 from ..suite.result import CheckResult, LaneResult
 from ..wheels import PIP_TIMEOUT, MissingWheel, StagingResult, _pip_reason, classify_pip_failure
 from .base import Availability, LaneInfraError, LaneJob
-from .common import execute_suite, finish, stage_suite, suite_args
-from .qemu import lane_env
+from .common import execute_suite, finish, lane_env, stage_suite, suite_args
 from .venv import local_wheel_files
 
 ARCHES = ("arm64", "x86_64")

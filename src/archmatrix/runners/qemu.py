@@ -36,23 +36,10 @@ from ..profiles import DEFAULT_PROFILES, CpuProfile
 from ..suite.classify import NOISE
 from ..suite.result import LaneResult
 from .base import Availability, LaneInfraError, LaneJob
-from .common import execute_suite, finish, stage_suite, suite_args
+from .common import execute_suite, finish, lane_env, stage_suite, suite_args
 from .venv import host_glibc, make_venv, stage_lock
 
 SETUP_HINT = "sudo ci/setup-linux-host.sh (or: apt-get install qemu-user-static)"
-
-# Variables that pin a library's CPU dispatch regardless of the CPU. With
-# OPENBLAS_CORETYPE=Haswell inherited from the host (set on the machines this
-# was built on) OpenBLAS runs AVX2 kernels on the no-AVX CPU and numpy dies in
-# its import-time sanity check: the lane would test the host's environment
-# variables, not the emulated CPU. They are removed and recorded in the facts.
-CPU_OVERRIDE_VARS = (
-    "OPENBLAS_CORETYPE",
-    "MKL_DEBUG_CPU_TYPE",
-    "MKL_ENABLE_INSTRUCTIONS",
-    "NPY_ENABLE_CPU_FEATURES",
-    "NPY_DISABLE_CPU_FEATURES",
-)
 
 # ELF e_machine values (elf.h) for the architectures profiles name.
 _ELF_MACHINES = {62: "x86_64", 183: "aarch64"}
@@ -74,14 +61,6 @@ def qemu_command(qemu: str, profile: CpuProfile, python: str) -> list[str]:
 def emulator_name(qemu: str) -> str:
     """What the facts record as the emulator: ``qemu-x86_64`` for qemu-x86_64-static too."""
     return Path(qemu).name.removesuffix("-static")
-
-
-def lane_env(base: Mapping[str, str], suite_root: Path) -> tuple[dict[str, str], list[str]]:
-    """The emulated process's environment, and the CPU-override variables removed from it."""
-    removed = sorted(k for k in CPU_OVERRIDE_VARS if k in base)
-    env = {k: v for k, v in base.items() if k not in removed}
-    env["PYTHONPATH"] = str(suite_root)
-    return env, removed
 
 
 def without_noise(line: str) -> bool:

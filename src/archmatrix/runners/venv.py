@@ -44,7 +44,7 @@ from ..wheels import (
 )
 from ..wheels import _write_marker as write_marker
 from .base import Availability, LaneInfraError, LaneJob
-from .common import execute_suite, finish, stage_suite, suite_args
+from .common import execute_suite, finish, lane_env, stage_suite, suite_args
 
 
 def host_glibc() -> tuple[int, int]:
@@ -240,7 +240,10 @@ class VenvRunner:
         job.progress("preparing the venv")
         bin_python = make_venv(python, job.workdir / "venvs", *staged.sites)
         suite_root = stage_suite(job.workdir)
-        env = {**os.environ, "PYTHONPATH": str(suite_root)}
+        env, removed = lane_env(os.environ, suite_root)
+        if removed:
+            job.progress(f"not passing {', '.join(removed)} to the lane (they pin the CPU dispatch)")
         job.progress("running the suite")
         result = execute_suite(job, [str(bin_python), *suite_args(job, str(job.out))], env=env)
-        return finish(job, result, staging=staged.staging, facts={"python": python, "venv": str(bin_python)})
+        return finish(job, result, staging=staged.staging,
+                      facts={"python": python, "venv": str(bin_python), "env_removed": removed})
