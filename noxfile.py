@@ -11,7 +11,8 @@
     nox -s report -- DIR               the matrix from downloaded lane results
     nox -s doctor                      this interpreter's facts and problems
     nox -s tests                       unit + integration tests
-    nox -s lint                        ruff, mypy
+    nox -s badges [-- --results DIR]   SVG badges + shields.io endpoint JSON into DIR/badges
+    nox -s lint                        ruff, mypy, actionlint on .github/workflows
 
 The script block above makes nox install pyyaml next to itself when it is
 missing: the lane sessions are read from ci/matrix.yaml.
@@ -86,7 +87,18 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff and mypy."""
+    """ruff, mypy, and actionlint on the workflows."""
     session.install("-e", ".[lint]")
     session.run("ruff", "check", ".")
     session.run("mypy")
+    # shellcheck (from the lint extra, so every machine checks run: scripts
+    # alike) is found on the session's PATH; pyflakes is off: ruff covers Python.
+    workflows = sorted(str(p) for p in (ROOT / ".github" / "workflows").glob("*.yml"))
+    session.run("actionlint", "-pyflakes=", *workflows)
+
+
+@nox.session
+def badges(session: nox.Session) -> None:
+    """Badges from results/ (or -- --results DIR [--out DIR]): DIR/badges/*.svg and *.json."""
+    session.install("-e", ".")
+    session.run("archmatrix", "badges", *session.posargs)

@@ -3,7 +3,8 @@
 Exit status: 0 every required lane passed; 1 a required lane failed; 2 bad
 configuration or usage; 3 a lane could not be built or started (or a lane
 asked for by name cannot run on this host); 4 unreadable result files;
-130 interrupted. Errors are one line on stderr, never a traceback.
+130 interrupted. ``readme --check``: 0 the block is current, 1 it is stale,
+2 the file has no marker pair. Errors are one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -17,7 +18,18 @@ from pathlib import Path
 
 from . import __version__
 from . import config as config_mod
-from .matrix import EXIT_CONFIG, EXIT_INFRA, EXIT_INTERRUPTED, EXIT_OK, build, load_dir, order_lanes
+from .matrix import (
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    EXIT_INFRA,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    Matrix,
+    build,
+    load_dir,
+    order_lanes,
+    read_matrix,
+)
 from .suite.result import LaneStatus
 
 EXIT_BAD_RESULTS = 4
@@ -78,6 +90,28 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--platform", action="append", dest="platforms",
                    help="linux/amd64, linux/arm64 (default: both)")
     b.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
+
+    bg = sub.add_parser("badges", help="an SVG badge and a shields.io endpoint JSON per lane and overall")
+    bg.add_argument("--results", type=Path, default=DEFAULT_RESULTS,
+                    help="matrix.json or the lane result files (default: %(default)s)")
+    bg.add_argument("--out", type=Path, default=None, help="badges go to OUT/badges/ (default: RESULTS)")
+
+    rd = sub.add_parser("readme", help="rewrite the badges and matrix between the archmatrix markers of a "
+                        "markdown file")
+    rd.add_argument("file", type=Path, metavar="FILE")
+    rd.add_argument("--results", type=Path, default=DEFAULT_RESULTS,
+                    help="matrix.json or the lane result files (default: %(default)s)")
+    rd.add_argument("--check", action="store_true",
+                    help="change nothing; exit 1 when the block is stale (CI, pre-commit)")
+    rd.add_argument("--badge-url-base", metavar="URL", default=None,
+                    help="where the badge SVGs are published (default: RESULTS/badges relative to FILE)")
+
+    ci = sub.add_parser("ci-lanes", help="the GitHub Actions job matrix for a config's lanes (JSON)")
+    _add_config(ci)
+    ci.add_argument("--lanes", default="", metavar="JSON",
+                    help='only these lanes, a JSON list such as ["host"] (default: all)')
+    ci.add_argument("--linux-arm64-runner", default=None, metavar="LABEL",
+                    help="runs-on for linux/arm64 lanes (default: GitHub's native arm64 runner)")
     return p
 
 
@@ -97,6 +131,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return doctor_main(python=args.python, as_json=args.json)
         if args.command == "base-images":
             return cmd_base_images(args)
+        if args.command == "badges":
+            return cmd_badges(args)
+        if args.command == "readme":
+            return cmd_readme(args)
+        if args.command == "ci-lanes":
+            return cmd_ci_lanes(args)
     except config_mod.ConfigError as exc:
         print(f"archmatrix: config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -201,6 +241,85 @@ def cmd_base_images(args: argparse.Namespace) -> int:
         argv += ["--platform", platform]
     argv += ["--workdir", str(args.workdir)]
     return baseimage.main(argv)
+
+
+def results_matrix(results: Path) -> Matrix:
+    """The matrix of a results directory: its matrix.json, else built from its lane files.
+
+    ``results`` may also name a matrix.json directly (a committed example, say).
+    """
+    from .outputs import OUTPUT_NAMES
+    from .suite.result import ResultFileError
+
+    merged = results if results.is_file() else results / OUTPUT_NAMES["json"]
+    try:
+        if merged.is_file():
+            return read_matrix(merged)
+        lanes, problems = load_dir(results)
+    except ResultFileError as exc:
+        raise UsageError(str(exc)) from None
+    if not lanes:
+        detail = f" ({'; '.join(problems)})" if problems else ""
+        raise UsageError(f"{results}: no {OUTPUT_NAMES['json']} and no lane result files{detail}")
+    order = []
+    if config_mod.DEFAULT_CONFIG.exists():
+        order = [ln.id for ln in config_mod.load(config_mod.DEFAULT_CONFIG).lanes]
+    return build(order_lanes(lanes, order), problems=problems)
+
+
+def cmd_badges(args: argparse.Namespace) -> int:
+    from .render.badges import write_badges
+
+    matrix = results_matrix(args.results)
+    base = args.out or (args.results.parent if args.results.is_file() else args.results)
+    paths = write_badges(matrix, base / "badges")
+    print(f"archmatrix: {len(paths) // 2} badges in {base / 'badges'}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_readme(args: argparse.Namespace) -> int:
+    from . import readme
+
+    matrix = results_matrix(args.results)
+    badges_dir = (args.results.parent if args.results.is_file() else args.results) / "badges"
+    url_base = args.badge_url_base or readme.default_badge_url_base(args.file, badges_dir)
+    try:
+        update = readme.plan_update(args.file, matrix, badge_url_base=url_base)
+    except readme.BlockError as exc:
+        raise UsageError(str(exc)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{args.file}: cannot read it ({exc})") from None
+    if args.check:
+        if not update.stale:
+            print(f"archmatrix: {args.file}: the archmatrix block is up to date", file=sys.stderr)
+            return EXIT_OK
+        print(update.diff(), file=sys.stderr)
+        again = f"archmatrix readme {args.file} --results {args.results}"
+        if args.badge_url_base:
+            again += f" --badge-url-base {args.badge_url_base}"
+        print(f"archmatrix: {args.file}: the archmatrix block is stale; regenerate it with: {again}",
+              file=sys.stderr)
+        return EXIT_FAILED
+    if update.stale:
+        readme.write(update)
+        print(f"archmatrix: {args.file}: archmatrix block updated", file=sys.stderr)
+    else:
+        print(f"archmatrix: {args.file}: the archmatrix block is up to date", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_ci_lanes(args: argparse.Namespace) -> int:
+    import json
+
+    from .workflows import LINUX_ARM64, github_lanes, parse_lane_list
+
+    try:
+        only = parse_lane_list(args.lanes)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    cfg = config_mod.load(args.config)
+    print(json.dumps(github_lanes(cfg, only, linux_arm64=args.linux_arm64_runner or LINUX_ARM64)))
+    return EXIT_OK
 
 
 def _json_default(value: object) -> str:
