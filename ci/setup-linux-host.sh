@@ -15,6 +15,12 @@ DOCKERD_WAIT_SECONDS=${DOCKERD_WAIT_SECONDS:-60}
 # Foreign architectures whose binaries must run through qemu-user.
 QEMU_ARCHES=(aarch64)
 PACKAGES=(docker.io qemu-user-static debootstrap)
+# An engine that is already installed, from any package, is used as it is:
+# GitHub's runners ship Docker's own packages (containerd.io, docker-ce or
+# moby), which conflict with Debian's docker.io, so installing it would fail.
+if command -v dockerd >/dev/null; then
+    PACKAGES=(qemu-user-static debootstrap)
+fi
 BINFMT_DIR=/proc/sys/fs/binfmt_misc
 
 say() { printf 'setup-linux-host: %s\n' "$*"; }
