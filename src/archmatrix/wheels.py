@@ -17,6 +17,7 @@ Two facts shape this module:
 
 from __future__ import annotations
 
+import contextlib
 import email.parser
 import hashlib
 import json
@@ -314,10 +315,18 @@ def stage_site_packages(
     wheels: list[Path] = []
     installed: dict[str, str] = {}
     missing: list[MissingWheel] = []
+    needed = [f"{n}=={v}" for n, v in sorted(lock.requirements.items())
+              if find_wheel(wheel_cache, n, v, tags) is None]
+    if len(needed) > 1:
+        # One pip call for everything is about twice as fast as one per
+        # package; only when it fails (a package has no wheel) does the loop
+        # below ask package by package, so the failure is attributed.
+        with contextlib.suppress(StagingError):
+            _download(needed, wheel_cache, target_args)
     for name, version in sorted(lock.requirements.items()):
         wheel = find_wheel(wheel_cache, name, version, tags)
         if wheel is None:
-            reason = _download(name, version, wheel_cache, target_args)
+            reason = _download([f"{name}=={version}"], wheel_cache, target_args)
             if reason is not None:
                 missing.append(MissingWheel(name, version, target, reason))
                 continue
@@ -357,13 +366,13 @@ def stage_site_packages(
             shutil.rmtree(staging)
 
 
-def _download(name: str, version: str, wheel_cache: Path, target_args: list[str]) -> str | None:
-    """Download one wheel into the cache; return pip's reason when none exists."""
+def _download(requirements: Sequence[str], wheel_cache: Path, target_args: list[str]) -> str | None:
+    """Download wheels into the cache; return pip's reason when one does not exist."""
     # pip writes the file in place; a crash could leave a truncated wheel that
     # later looks cached. Download beside it and move complete files in.
     incoming = Path(tempfile.mkdtemp(prefix=".incoming-", dir=wheel_cache))
     argv = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check"]
-    argv += [*target_args, "--dest", str(incoming), f"{name}=={version}"]
+    argv += [*target_args, "--dest", str(incoming), *requirements]
     try:
         try:
             run(argv, timeout=PIP_TIMEOUT)
@@ -371,7 +380,9 @@ def _download(name: str, version: str, wheel_cache: Path, target_args: list[str]
             output = f"{exc.stdout}\n{exc.stderr}"
             if exc.returncode is not None and classify_pip_failure(output) == "no-wheel":
                 return _pip_reason(output)
-            raise StagingError(f"pip could not download {name}=={version}: {exc}\n{exc.tail()}") from exc
+            raise StagingError(
+                f"pip could not download {' '.join(requirements)}: {exc}\n{exc.tail()}"
+            ) from exc
         for path in incoming.iterdir():
             os.replace(path, wheel_cache / path.name)
         return None
