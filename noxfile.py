@@ -80,7 +80,7 @@ def doctor(session: nox.Session) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """Unit tests, then integration tests (real venvs, qemu-user, Docker)."""
-    session.install("-e", ".[test]")
+    session.install("-e", ".[test,plots]")  # plots: the report's plot path is tested too
     session.run("pytest", "tests/unit", *session.posargs)
     session.run("pytest", "tests/integration", *session.posargs)
 

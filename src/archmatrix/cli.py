@@ -55,6 +55,11 @@ def _add_dirs(p: argparse.ArgumentParser) -> None:
                    help="caches: staged wheels, venvs, images (default: %(default)s)")
 
 
+def _add_probes(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-probes", action="store_true",
+                   help="leave out the performance probes (perf.*) for a quicker run")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="archmatrix", description="Does the same numpy/scipy/scikit-learn "
                                 "environment work on every CPU architecture your users run?")
@@ -67,11 +72,13 @@ def parser() -> argparse.ArgumentParser:
     _add_dirs(m)
     m.add_argument("--lane", action="append", dest="lanes", metavar="ID",
                    help="run only this lane (repeatable)")
+    _add_probes(m)
 
     ln = sub.add_parser("lane", help="run one lane (fails when this host cannot run it)")
     ln.add_argument("lane_id", metavar="ID")
     _add_config(ln)
     _add_dirs(ln)
+    _add_probes(ln)
 
     r = sub.add_parser("report", help="build the matrix from a directory of lane result files")
     r.add_argument("directory", type=Path, nargs="?", default=DEFAULT_RESULTS)
@@ -164,6 +171,8 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     from .render import github, terminal
 
     cfg = config_mod.load(args.config)
+    if args.no_probes:
+        cfg = config_mod.without_probes(cfg)
     only = [args.lane_id] if args.command == "lane" else args.lanes
     if only:
         for lane_id in only:

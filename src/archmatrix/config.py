@@ -48,6 +48,7 @@ class Lock:
 @dataclass(frozen=True)
 class ChecksConfig:
     select: tuple[str, ...] = ("*",)
+    exclude: tuple[str, ...] = ()  # patterns left out after select (e.g. "perf.*": no probes)
     user_modules: tuple[str, ...] = ()
     timeout: float = 180.0
     timeouts: Mapping[str, float] = field(default_factory=dict)
@@ -58,6 +59,7 @@ class ChecksConfig:
         """What the lane-side suite needs, as JSON-able data (its ``--spec``)."""
         return {
             "checks": list(self.select),
+            "exclude": list(self.exclude),
             "user_checks": list(self.user_modules),
             "timeouts": dict(self.timeouts),
             "tolerances": {k: {"rtol": t.rtol, "atol": t.atol} for k, t in self.tolerances.items()},
@@ -224,7 +226,7 @@ def _lock(doc: _Doc, value: Any) -> Lock:
 def _checks(doc: _Doc, value: Any) -> ChecksConfig:
     base = ("checks",)
     data = _mapping(doc, base, value,
-                    ("select", "user_modules", "timeout", "timeouts", "tolerances", "drift_rtol"))
+                    ("select", "exclude", "user_modules", "timeout", "timeouts", "tolerances", "drift_rtol"))
     timeouts: dict[str, float] = {}
     for cid, t in _expect(doc, (*base, "timeouts"), data.get("timeouts", {}), dict).items():
         timeouts[str(cid)] = _positive(doc, (*base, "timeouts", str(cid)), t)
@@ -237,6 +239,7 @@ def _checks(doc: _Doc, value: Any) -> ChecksConfig:
         )
     return ChecksConfig(
         select=_str_list(doc, (*base, "select"), data.get("select", ["*"])),
+        exclude=_str_list(doc, (*base, "exclude"), data.get("exclude", [])),
         user_modules=_str_list(doc, (*base, "user_modules"), data.get("user_modules", [])),
         timeout=_positive(doc, (*base, "timeout"), data.get("timeout", 180)),
         timeouts=timeouts,
@@ -342,6 +345,16 @@ def parse(text: str, path: Path) -> MatrixConfig:
         parallel=parallel,
         cpu_profiles=profiles,
     )
+
+
+PROBE_PATTERN = "perf.*"  # the performance probes (suite/checks_perf.py)
+
+
+def without_probes(config: MatrixConfig) -> MatrixConfig:
+    """The same matrix with the performance probes excluded (``--no-probes``)."""
+    if PROBE_PATTERN in config.checks.exclude:
+        return config
+    return replace(config, checks=replace(config.checks, exclude=(*config.checks.exclude, PROBE_PATTERN)))
 
 
 def load(path: Path = DEFAULT_CONFIG) -> MatrixConfig:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from html import escape
 
 from ..matrix import Matrix
+from ..speed import pool_curves
+from .plots import scaling_section
 from .table import build_table, cell_text, finding_lines, outcome_class, skipped_lines
 
 STYLE = """
@@ -13,10 +15,14 @@ table{border-collapse:collapse}th,td{border:1px solid #ccc;padding:4px 8px;verti
 th{background:#f4f4f4;text-align:left}td.fact{color:#555;font-size:12px}
 td.pass{background:#e6f4ea}td.fail{background:#fce8e6}td.skipped,td.notrun{background:#f1f3f4}
 details{font-size:12px}pre{white-space:pre-wrap;max-width:40em}
+figure.plot{margin:1em 0}figure.plot svg{max-width:100%;height:auto}p.hint{color:#555;font-size:12px}
 """
 
 
-def render(matrix: Matrix, *, title: str = "archmatrix compatibility matrix") -> str:
+def render(
+    matrix: Matrix, *, title: str = "archmatrix compatibility matrix", plots: bool | None = None
+) -> str:
+    """The page; ``plots`` as in :func:`.plots.scaling_section` (None: a plot when matplotlib is there)."""
     table = build_table(matrix)
     h = [f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>{escape(title)}</title>",
          f"<style>{STYLE}</style></head><body><h1>{escape(title)}</h1>",
@@ -49,5 +55,6 @@ def render(matrix: Matrix, *, title: str = "archmatrix compatibility matrix") ->
     lines = skipped_lines(table) + finding_lines(matrix)
     if lines:
         h.append("<ul>" + "".join(f"<li>{escape(line)}</li>" for line in lines) + "</ul>")
+    h.append(scaling_section(pool_curves(table.lanes), plots=plots))  # '' without pool probes
     h.append("</body></html>\n")
     return "".join(h)

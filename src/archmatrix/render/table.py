@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..matrix import Matrix
+from ..speed import speed_rows
 from ..suite.outcomes import Outcome
 from ..suite.result import CheckResult, LaneResult, LaneStatus
 from ..summary import HEADER_ROWS, LaneSummary, summarise
@@ -39,6 +40,7 @@ def build_table(matrix: Matrix) -> Table:
     skipped = [ln for ln in matrix.lanes if ln.status == LaneStatus.SKIPPED]
     summaries = [summarise(ln, matrix.lock) for ln in columns]
     header_rows = [[label, *(s.rows[label] for s in summaries)] for label in HEADER_ROWS]
+    header_rows += speed_rows(columns)  # speed relative to the host; absent when no probe ran
     check_ids = matrix.check_ids()
     cells = [[ln.check(cid) for ln in columns] for cid in check_ids]
     check_rows = [[cid, *(cell_text(c) for c in row)] for cid, row in zip(check_ids, cells, strict=True)]

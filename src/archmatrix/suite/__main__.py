@@ -44,6 +44,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, help="write the lane result here (default: stdout)")
     p.add_argument("--checks", action="append", metavar="PATTERN",
                    help="only checks whose id matches (fnmatch; repeatable)")
+    p.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
+                   help="leave out checks whose id matches (fnmatch; repeatable), e.g. 'perf.*'")
     p.add_argument("--user-checks", action="append", default=[], metavar="MODULE_OR_PATH",
                    help="also run the checks of this module (repeatable)")
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per check")
@@ -106,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     checks = builtin_checks()
     for module in list(args.user_checks) + list(spec.get("user_checks", [])):
         checks += load_user_module(module)
-    checks = select(checks, args.checks or spec.get("checks"))
+    checks = select(checks, args.checks or spec.get("checks"),
+                    list(args.exclude) + list(spec.get("exclude") or []))
     if args.list:
         for chk in checks:
             print(f"{chk.id}\t{chk.description}")

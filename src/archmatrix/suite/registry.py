@@ -30,6 +30,7 @@ BUILTIN_MODULES = (
     "checks_blas",
     "checks_linalg",
     "checks_sklearn",
+    "checks_perf",  # last: probes inform, and a quick run can leave them out (checks.exclude)
 )
 
 # How many numbers of one array a metric keeps: enough to compare lanes
@@ -63,6 +64,8 @@ class Check:
     func: CheckFunc
     description: str = ""
     timeout: float | None = None  # seconds; None: the run's default
+    # a probe: it reports findings (speeds) but never fails a lane, whatever happens to it
+    informational: bool = False
 
     @property
     def group(self) -> str:
@@ -160,15 +163,21 @@ _REGISTRY: dict[str, Check] = {}
 
 
 def check(
-    id: str, *, timeout: float | None = None, description: str = ""
+    id: str, *, timeout: float | None = None, description: str = "", informational: bool = False
 ) -> Callable[[CheckFunc], CheckFunc]:
-    """Register ``func`` as the check ``id`` (dotted, e.g. ``linalg.solve``)."""
+    """Register ``func`` as the check ``id`` (dotted, e.g. ``linalg.solve``).
+
+    An ``informational`` check (a performance probe) is reported like any
+    other, but if it fails, crashes or times out the supervisor reports it as
+    ``skipped`` with the failure in its message: it informs, never fails a lane.
+    """
 
     def register(func: CheckFunc) -> CheckFunc:
         if id in _REGISTRY and _REGISTRY[id].func is not func:
             raise ValueError(f"check id {id!r} is registered twice")
         text = description or next(iter((func.__doc__ or "").strip().splitlines()), "")
-        _REGISTRY[id] = Check(id=id, func=func, description=text, timeout=timeout)
+        _REGISTRY[id] = Check(id=id, func=func, description=text, timeout=timeout,
+                              informational=informational)
         return func
 
     return register
@@ -178,7 +187,9 @@ def builtin_checks() -> list[Check]:
     """Import the built-in check modules (stdlib-only at import) and list their checks."""
     for name in BUILTIN_MODULES:
         importlib.import_module(f"{__package__}.{name}")
-    return list(_REGISTRY.values())
+    # in BUILTIN_MODULES order even if a module was imported earlier (a test, a user module)
+    rank = {f"{__package__}.{name}": i for i, name in enumerate(BUILTIN_MODULES)}
+    return sorted(_REGISTRY.values(), key=lambda c: rank.get(c.func.__module__, len(rank)))
 
 
 def load_user_module(spec: str) -> list[Check]:
@@ -209,11 +220,16 @@ def load_user_module(spec: str) -> list[Check]:
     return [c for cid, c in _REGISTRY.items() if cid not in before]
 
 
-def select(checks: Iterable[Check], patterns: Iterable[str] | None) -> list[Check]:
-    """Keep the checks whose id matches one of ``patterns`` (fnmatch; ``None`` keeps all)."""
+def select(
+    checks: Iterable[Check], patterns: Iterable[str] | None, exclude: Iterable[str] | None = None
+) -> list[Check]:
+    """Keep the checks whose id matches one of ``patterns`` (fnmatch; ``None`` keeps all)
+    and none of ``exclude`` (e.g. ``perf.*`` for a quick run without the probes)."""
     import fnmatch
 
     pats = list(patterns) if patterns is not None else None
-    if not pats:
-        return list(checks)
-    return [c for c in checks if any(fnmatch.fnmatchcase(c.id, p) for p in pats)]
+    kept = list(checks) if not pats else [
+        c for c in checks if any(fnmatch.fnmatchcase(c.id, p) for p in pats)
+    ]
+    drop = list(exclude or ())
+    return [c for c in kept if not any(fnmatch.fnmatchcase(c.id, p) for p in drop)]

@@ -255,6 +255,20 @@ def judge(check_id: str, report: ChildReport) -> CheckResult:
     return result
 
 
+def demote(result: CheckResult) -> CheckResult:
+    """An informational check (a probe) that failed: ``skipped``, the failure kept as evidence.
+
+    Probes only inform (issue 8), so their failure must not fail the lane,
+    yet it must not vanish either: the message says what happened.
+    """
+    if not result.outcome.failed:
+        return result
+    result.evidence["probe_outcome"] = result.outcome.value
+    result.message = f"probe did not complete ({result.outcome.value}): {result.message}"
+    result.outcome = Outcome.SKIPPED
+    return result
+
+
 def run_checks(
     checks: Iterable[Check],
     *,
@@ -289,6 +303,8 @@ def run_checks(
         result = judge(chk.id, report)
         if result.outcome is Outcome.TIMEOUT:
             result.message = f"no result within {limit:g} s"
+        if chk.informational:
+            result = demote(result)
         results.append(result)
         if on_result:
             on_result(result)
