@@ -98,6 +98,10 @@ def parser() -> argparse.ArgumentParser:
                    help="linux/amd64, linux/arm64 (default: both)")
     b.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
 
+    from .audit.main import add_parser as add_audit_parser
+
+    add_audit_parser(sub)
+
     bg = sub.add_parser("badges", help="an SVG badge and a shields.io endpoint JSON per lane and overall")
     bg.add_argument("--results", type=Path, default=DEFAULT_RESULTS,
                     help="matrix.json or the lane result files (default: %(default)s)")
@@ -138,6 +142,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return doctor_main(python=args.python, as_json=args.json)
         if args.command == "base-images":
             return cmd_base_images(args)
+        if args.command == "audit":
+            from .audit.main import run as audit_run
+
+            return audit_run(args)
         if args.command == "badges":
             return cmd_badges(args)
         if args.command == "readme":

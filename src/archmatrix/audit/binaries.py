@@ -1,0 +1,234 @@
+"""Find the native binaries of an environment: a site-packages directory, a venv, wheel files.
+
+A file is a binary by its magic bytes, not its name (``.so``, ``.dylib``,
+``.so.5.0.0`` and extension-less Mach-O files all occur in wheels). Each
+binary is paired with the distribution that installed it (its
+``*.dist-info/RECORD``) and that distribution's wheel tags, so the glibc a
+binary needs can be compared with the manylinux tag it shipped under.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+from . import elf, macho
+from .image import BadBinary, Image
+
+# Suffixes that are never native code: skipping them saves opening ~10 000
+# files of a numpy + scipy + scikit-learn site-packages.
+_TEXT_SUFFIXES = frozenset({
+    ".py", ".pyc", ".pyi", ".pyx", ".pxd", ".pxi", ".h", ".hpp", ".c", ".cpp", ".f", ".f90", ".txt",
+    ".md", ".rst", ".json", ".toml", ".cfg", ".ini", ".csv", ".html", ".css", ".js", ".svg", ".png",
+    ".typed", ".npy", ".npz", ".mat", ".dat", ".arff", ".gz", ".bz2", ".xz", ".wav", ".pem", ".pth",
+})
+_MANYLINUX = re.compile(r"^manylinux_(\d+)_(\d+)_")
+_LEGACY_MANYLINUX = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
+_MACOSX = re.compile(r"^macosx_(\d+)_(\d+)_")
+_ADDSITEDIR = re.compile(r"""site\.addsitedir\(\s*['"]([^'"]+)['"]""")
+
+
+class NotAnEnvironment(Exception):
+    """A path the audit cannot read: missing, or neither a directory, a wheel nor a binary."""
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    name: str
+    version: str
+    tags: tuple[str, ...]  # "cp311-cp311-manylinux_2_27_x86_64", …
+
+    def platform_tags(self) -> list[str]:
+        return [t.rsplit("-", 1)[-1] for t in self.tags]
+
+    def manylinux_glibc(self) -> tuple[int, int] | None:
+        """The oldest glibc the wheel claims to run on: pip installs it there."""
+        claims = []
+        for tag in self.platform_tags():
+            m = _MANYLINUX.match(tag)
+            if m:
+                claims.append((int(m.group(1)), int(m.group(2))))
+            else:
+                claims.extend(v for k, v in _LEGACY_MANYLINUX.items() if tag.startswith(k + "_"))
+        return min(claims) if claims else None
+
+    def macos_min(self) -> tuple[int, int] | None:
+        claims = [(int(m.group(1)), int(m.group(2))) for t in self.platform_tags() if (m := _MACOSX.match(t))]
+        return min(claims) if claims else None
+
+
+@dataclass(frozen=True)
+class Found:
+    """A native binary: where it is (for people) and how to read it (once, when audited)."""
+
+    root: str  # the directory, venv site-packages or wheel it was found in
+    path: str  # inside ``root`` ("numpy/_core/_multiarray_umath….so"); "" for a binary given directly
+    dist: DistInfo | None
+    file: Path  # the file itself, or the wheel that holds it
+    member: str | None = None  # the wheel member
+
+    def read(self) -> bytes:
+        if self.member is None:
+            return self.file.read_bytes()
+        with zipfile.ZipFile(self.file) as zf:
+            return zf.read(self.member)
+
+
+def kind(head: bytes) -> str | None:
+    if head.startswith(elf.ELF_MAGIC):
+        return "elf"
+    if macho.is_macho(head):
+        return "macho"
+    return None
+
+
+def images(data: bytes) -> list[Image]:
+    """Parse a binary into its images (a fat Mach-O has several); raises BadBinary."""
+    if data.startswith(elf.ELF_MAGIC):
+        return [elf.parse(data)]
+    return macho.parse(data)
+
+
+def find(path: Path) -> Iterator[Found]:
+    """Every native binary under ``path`` (a site-packages directory, a venv, a wheel or one binary)."""
+    if not path.exists():
+        raise NotAnEnvironment(f"{path}: no such file or directory")
+    if path.is_dir():
+        if (path / "pyvenv.cfg").is_file():
+            roots = venv_site_packages(path)
+            if not roots:
+                raise NotAnEnvironment(f"{path}: a venv without a site-packages directory")
+            for root in roots:
+                yield from _walk(root)
+        else:
+            yield from _walk(path)
+        return
+    if zipfile.is_zipfile(path):
+        yield from _wheel(path)
+        return
+    with path.open("rb") as fh:
+        head = fh.read(8)
+    if kind(head) is None:
+        raise NotAnEnvironment(f"{path}: not a directory, a wheel, or an ELF/Mach-O binary")
+    yield Found(str(path), "", None, path)
+
+
+def venv_site_packages(venv: Path) -> list[Path]:
+    """The venv's site-packages and the directories its ``.pth`` files add.
+
+    archmatrix's own lane venvs are empty but for a ``.pth`` that adds the
+    staged site-packages, so following them is what audits the lane's
+    environment. The ``.pth`` files are read, never executed: a plain
+    directory line, or ``site.addsitedir('…')``.
+    """
+    found = sorted(venv.glob("lib/python*/site-packages")) + sorted(venv.glob("Lib/site-packages"))
+    roots = [p for p in found if p.is_dir()]
+    for site_dir in list(roots):
+        for pth in sorted(site_dir.glob("*.pth")):
+            try:
+                lines = pth.read_text(encoding="utf-8", errors="replace").splitlines()
+            except OSError:
+                continue
+            for line in lines:
+                m = _ADDSITEDIR.search(line)
+                entry = m.group(1) if m else ("" if line.startswith(("#", "import")) else line.strip())
+                if not entry:
+                    continue
+                extra = (site_dir / entry).resolve()
+                if extra.is_dir() and extra not in roots:
+                    roots.append(extra)
+    return roots
+
+
+def _walk(root: Path) -> Iterator[Found]:
+    # A package directory inside a site-packages (site-packages/numpy) has
+    # its RECORD one level up.
+    records = root
+    if not any(root.glob("*.dist-info")) and any(root.parent.glob("*.dist-info")):
+        records = root.parent
+    owners = _record_owners(records)
+    seen: set[tuple[int, int]] = set()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+        for name in sorted(filenames):
+            if os.path.splitext(name)[1].lower() in _TEXT_SUFFIXES:
+                continue
+            full = Path(dirpath, name)
+            try:
+                st = full.stat()
+                if st.st_size < 64 or (st.st_dev, st.st_ino) in seen:
+                    continue
+                seen.add((st.st_dev, st.st_ino))
+                with full.open("rb") as fh:
+                    head = fh.read(8)
+            except OSError:
+                continue  # a dangling symlink or unreadable file is not a binary we can audit
+            if kind(head) is None:
+                continue
+            yield Found(str(root), full.relative_to(root).as_posix(),
+                        owners.get(full.relative_to(records).as_posix()), full)
+
+
+def _record_owners(root: Path) -> dict[str, DistInfo]:
+    """Relative path → the distribution whose RECORD lists it."""
+    owners: dict[str, DistInfo] = {}
+    for info_dir in sorted(root.glob("*.dist-info")):
+        record = info_dir / "RECORD"
+        try:
+            wheel_text = (info_dir / "WHEEL").read_text(encoding="utf-8", errors="replace")
+            record_text = record.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        dist = _dist(info_dir.name, wheel_text)
+        for row in csv.reader(io.StringIO(record_text)):
+            if row:
+                owners[str(PurePosixPath(row[0]))] = dist
+    return owners
+
+
+def _dist(info_name: str, wheel_text: str, fallback_tags: tuple[str, ...] = ()) -> DistInfo:
+    stem = info_name.removesuffix(".dist-info")
+    name, _, version = stem.partition("-")
+    tags = tuple(line.split(":", 1)[1].strip() for line in wheel_text.splitlines()
+                 if line.lower().startswith("tag:"))
+    return DistInfo(name, version, tags or fallback_tags)
+
+
+def _wheel(path: Path) -> Iterator[Found]:
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise NotAnEnvironment(f"{path}: unreadable wheel ({exc})") from None
+    with zf:
+        fallback: tuple[str, ...] = ()
+        try:
+            _name, _ver, _build, parsed = parse_wheel_filename(path.name)
+            fallback = tuple(str(t) for t in sorted(parsed, key=str))
+        except InvalidWheelFilename:
+            pass
+        infos = [n for n in zf.namelist() if n.count("/") == 1 and n.endswith(".dist-info/WHEEL")]
+        dist = None
+        if infos:
+            wheel_text = zf.read(infos[0]).decode("utf-8", "replace")
+            dist = _dist(infos[0].split("/")[0], wheel_text, fallback)
+        for member in zf.infolist():
+            if member.is_dir() or member.file_size < 64:
+                continue
+            if os.path.splitext(member.filename)[1].lower() in _TEXT_SUFFIXES:
+                continue
+            with zf.open(member) as fh:
+                head = fh.read(8)
+            if kind(head) is None:
+                continue
+            yield Found(str(path), member.filename, dist, path, member.filename)
+
+
+__all__ = ["BadBinary", "DistInfo", "Found", "NotAnEnvironment", "find", "images", "kind"]

@@ -1,0 +1,111 @@
+"""``archmatrix audit PATH… [--lane ID …] [--json] [--all] [--compare MATRIX]``.
+
+Exit status: 0 no predicted failure in the audited lanes; 1 a binary is
+predicted to die (illegal instruction) or not to load (wrong architecture)
+in one; 2 usage errors (a path that does not exist, an unknown lane); 4 an
+unreadable ``--compare`` matrix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .. import config as config_mod
+from ..config import ConfigError, LaneConfig
+from ..matrix import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, build, load_dir, order_lanes, read_matrix
+from ..suite.result import ResultFileError
+
+if TYPE_CHECKING:
+    from ..matrix import Matrix
+
+EXIT_BAD_RESULTS = 4
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    a = sub.add_parser(
+        "audit", help="predict illegal-instruction and wrong-arch failures from the binaries, "
+                      "without running anything")
+    a.add_argument("paths", nargs="+", type=Path, metavar="PATH",
+                   help="site-packages directory, venv, wheel file, a lane's staged environment, or a binary")
+    a.add_argument("--lane", action="append", dest="lanes", metavar="ID",
+                   help="predict for this lane (repeatable; default: the lanes the environment is built for)")
+    a.add_argument("--config", type=Path, default=None,
+                   help="matrix configuration for the lanes (default: ci/matrix.yaml when present, "
+                        "else the default lanes)")
+    a.add_argument("--json", action="store_true", help="print JSON")
+    a.add_argument("--all", action="store_true", help="list every binary, not only notable ones")
+    a.add_argument("--compare", type=Path, metavar="MATRIX",
+                   help="a matrix.json (or a directory of lane results) to compare the prediction with")
+
+
+class AuditUsageError(Exception):
+    pass
+
+
+def _lanes(config_path: Path | None) -> tuple[LaneConfig, ...]:
+    from .predict import default_lanes
+
+    path = config_path or (config_mod.DEFAULT_CONFIG if config_mod.DEFAULT_CONFIG.exists() else None)
+    return config_mod.load(path).lanes if path is not None else default_lanes()
+
+
+def _matrix(path: Path) -> Matrix:
+    if path.is_dir():
+        lanes, problems = load_dir(path)
+        if not lanes:
+            raise ResultFileError(f"{path}: no lane result files found")
+        return build(order_lanes(lanes, []), problems=problems)
+    if not path.exists():
+        raise AuditUsageError(f"audit: --compare {path}: no such file or directory")
+    return read_matrix(path)
+
+
+def run(args: argparse.Namespace) -> int:
+    # imported here so that `archmatrix --help` does not load capstone
+    from .binaries import NotAnEnvironment
+    from .predict import lane_targets
+    from .render import compare, render, render_compare
+    from .report import audit
+
+    try:
+        lanes = lane_targets(_lanes(args.config))
+        known = [ln.id for ln in lanes]
+        for lane_id in args.lanes or []:
+            if lane_id not in known:
+                close = difflib.get_close_matches(lane_id, known, n=1)
+                hint = f" (perhaps you meant {close[0]!r}?)" if close else ""
+                raise AuditUsageError(f"audit: unknown lane {lane_id!r}{hint}; lanes: {', '.join(known)}")
+        for path in args.paths:
+            if not path.exists():
+                raise AuditUsageError(f"audit: {path}: no such file or directory")
+        matrix = _matrix(args.compare) if args.compare else None
+        report = audit(args.paths, lanes, args.lanes)
+    except (AuditUsageError, NotAnEnvironment) as exc:
+        print(f"archmatrix: {exc}" if isinstance(exc, AuditUsageError) else f"archmatrix: audit: {exc}",
+              file=sys.stderr)
+        return EXIT_CONFIG
+    except ConfigError as exc:
+        print(f"archmatrix: config error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except ResultFileError as exc:
+        print(f"archmatrix: audit: {exc}", file=sys.stderr)
+        return EXIT_BAD_RESULTS
+    if args.json:
+        data = report.to_dict()
+        if matrix is not None:
+            data["compare"] = [
+                {"lane": r.lane, "predicted": r.predicted.value, "actual": r.actual, "agree": r.agree,
+                 "note": r.note} for r in compare(report, matrix)
+            ]
+        print(json.dumps(data, indent=2))
+    else:
+        print(render(report, everything=args.all))
+        if matrix is not None:
+            print()
+            print(render_compare(compare(report, matrix)))
+    return EXIT_FAILED if report.failed else EXIT_OK

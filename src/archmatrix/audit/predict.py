@@ -1,0 +1,262 @@
+"""Per-lane predictions: what a binary will do in a lane, from its images and the lane's CPU.
+
+A lane is reduced to a :class:`LaneTarget`: the OS and architecture it
+loads binaries for, and the instruction-set extensions its CPU lacks. The
+targets come from the matrix configuration (runner + options + CPU
+profile), so a new lane or CPU profile is configuration here too; only the
+QEMU CPU models' feature sets are a table in this module.
+
+Detection functions take their facts as optional arguments and only probe
+the machine when none are given (the packaging.tags pattern), so tests pass
+a CPU in rather than patching.
+"""
+
+from __future__ import annotations
+
+import enum
+import platform
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from ..command import CommandError, run
+from ..config import LaneConfig
+from ..hostfacts import HostFacts, normalise_arch
+from ..profiles import DEFAULT_PROFILES, CpuProfile
+from ..suite.outcomes import Outcome
+from .image import OsName
+from .isa import AMX, AVX, AVX2, AVX512, BMI, F16C, FMA, SVE, SVE2, IsaScan
+
+
+class Prediction(str, enum.Enum):
+    PASS = "pass"
+    GUARDED = "guarded"  # code the lane's CPU lacks exists, but is selected at run time
+    ILLEGAL_INSTRUCTION = "illegal-instruction"
+    WRONG_ARCH = "wrong-arch"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def failed(self) -> bool:
+        return self in (Prediction.ILLEGAL_INSTRUCTION, Prediction.WRONG_ARCH)
+
+    @property
+    def outcome(self) -> Outcome:
+        """The outcome the lane's checks should show: guarded code passes."""
+        return Outcome.PASS if self is Prediction.GUARDED else Outcome(self.value)
+
+    @property
+    def glyph(self) -> str:
+        return "◐" if self is Prediction.GUARDED else self.outcome.glyph
+
+    @property
+    def severity(self) -> int:
+        return _SEVERITY[self]
+
+
+_SEVERITY = {Prediction.PASS: 0, Prediction.GUARDED: 1, Prediction.ILLEGAL_INSTRUCTION: 2,
+             Prediction.WRONG_ARCH: 3}
+
+NO_AVX = frozenset({AVX, AVX2, FMA, F16C, BMI, AVX512, AMX})
+NO_AVX2 = frozenset({AVX2, FMA, BMI, AVX512, AMX})
+NO_AVX512 = frozenset({AVX512, AMX})
+NO_SVE = frozenset({SVE, SVE2})
+# What each QEMU CPU model lacks, of the extensions the scan looks for.
+QEMU_MODEL_MISSING: Mapping[str, frozenset[str]] = {
+    "qemu64": NO_AVX, "core2duo": NO_AVX, "Conroe": NO_AVX, "Penryn": NO_AVX, "Nehalem": NO_AVX,
+    "Westmere": NO_AVX, "SandyBridge": NO_AVX2 | {F16C}, "IvyBridge": NO_AVX2,
+    "Haswell": NO_AVX512, "Broadwell": NO_AVX512, "Skylake-Client": NO_AVX512,
+    "Skylake-Server": frozenset({AMX}), "Cascadelake-Server": frozenset({AMX}),
+    "Icelake-Server": frozenset({AMX}), "SapphireRapids": frozenset(),
+    "cortex-a53": NO_SVE, "cortex-a57": NO_SVE, "cortex-a72": NO_SVE, "cortex-a76": NO_SVE,
+    "neoverse-n1": NO_SVE, "neoverse-v1": frozenset({SVE2}), "a64fx": frozenset({SVE2}),
+    "neoverse-n2": frozenset(), "max": frozenset(),
+}
+# /proc/cpuinfo flags (Linux's names) each extension needs.
+_X86_FLAGS = {AVX: ("avx",), AVX2: ("avx2",), FMA: ("fma",), F16C: ("f16c",), BMI: ("bmi1", "bmi2"),
+              AVX512: ("avx512f",), AMX: ("amx_tile",)}
+_ARM_FLAGS = {SVE: ("sve",), SVE2: ("sve2",)}
+DOCKER_PLATFORMS = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
+
+
+@dataclass(frozen=True)
+class LaneTarget:
+    id: str
+    os: OsName
+    arch: str
+    missing: frozenset[str]  # extensions the lane's CPU does not have
+    cpu: str  # for people: "qemu Westmere (rosetta2)", "this host's CPU", …
+
+
+@dataclass(frozen=True)
+class HostCpu:
+    os: OsName | str  # linux, macos, or another platform.system() in lower case
+    arch: str
+    missing: frozenset[str]
+    translated: bool = False  # this process runs under Rosetta 2
+
+
+@dataclass(frozen=True)
+class LanePrediction:
+    prediction: Prediction
+    reason: str = ""
+    extensions: tuple[str, ...] = field(default=())  # the extensions the verdict is about
+
+    def to_dict(self) -> dict[str, object]:
+        return {"prediction": self.prediction.value, "reason": self.reason,
+                "extensions": list(self.extensions)}
+
+
+def missing_from_flags(arch: str, flags: Iterable[str]) -> frozenset[str]:
+    have = set(flags)
+    table = _X86_FLAGS if arch == "x86_64" else _ARM_FLAGS if arch == "aarch64" else {}
+    return frozenset(ext for ext, needs in table.items() if not all(f in have for f in needs))
+
+
+def detect_host_cpu(*, system: str | None = None, machine: str | None = None,
+                    cpuinfo: str | None = None) -> HostCpu:
+    """This machine's CPU as the audit needs it. Probes only what is not passed in.
+
+    On Linux the kernel's /proc/cpuinfo is the truth for a native process (the
+    lanes distrust it only inside QEMU, which shows the host's). On macOS,
+    Apple silicon has no SVE, and an x86_64 process translated by Rosetta has
+    no AVX (the rosetta2 profile).
+    """
+    system = (system or platform.system()).lower()
+    arch = normalise_arch(machine or platform.machine())
+    if system == "darwin":
+        if arch == "aarch64":
+            return HostCpu("macos", arch, NO_SVE)
+        if _sysctl("sysctl.proc_translated") == "1":
+            return HostCpu("macos", arch, NO_AVX, translated=True)
+        features = f"{_sysctl('machdep.cpu.features')} {_sysctl('machdep.cpu.leaf7_features')}".lower()
+        return HostCpu("macos", arch, missing_from_flags(arch, features.replace(".", "_").split()))
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
+        except OSError:
+            cpuinfo = ""
+    flags: list[str] = []
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features"):
+            flags = value.split()
+            break
+    if not flags:  # nothing to go on: assume the CPU has everything rather than cry wolf
+        return HostCpu(system, arch, frozenset())
+    return HostCpu(system, arch, missing_from_flags(arch, flags))
+
+
+def _sysctl(name: str) -> str:
+    try:
+        return run(["sysctl", "-n", name], timeout=10, check=False).stdout.strip()
+    except CommandError:
+        return ""
+
+
+def _host_os(cpu: HostCpu) -> OsName:
+    return "macos" if cpu.os == "macos" else "linux"
+
+
+def _model(model: str, profile: CpuProfile | None = None) -> tuple[frozenset[str], str]:
+    label = f"qemu {model}" + (f" ({profile.name})" if profile else "")
+    if model in QEMU_MODEL_MISSING:
+        return QEMU_MODEL_MISSING[model], label
+    return frozenset(), f"{label}: unknown model, assumed to have every extension"
+
+
+def lane_target(lane: LaneConfig, host: HostCpu, *, docker_arch: str | None = None) -> LaneTarget | None:
+    """What ``lane`` loads binaries for and which extensions its CPU lacks; None for an unknown runner.
+
+    ``docker_arch`` is the Docker engine's own architecture when known (it
+    decides whether a container is emulated); the host's otherwise.
+    """
+    profile = lane.cpu_profile or DEFAULT_PROFILES.get(str(lane.options.get("cpu_profile", "")))
+    if lane.runner == "venv":
+        return LaneTarget(lane.id, _host_os(host), host.arch, host.missing, "this host's CPU")
+    if lane.runner == "qemu":
+        if profile is None:
+            return None
+        missing, cpu = _model(profile.qemu_cpu, profile)
+        return LaneTarget(lane.id, "linux", profile.arch, missing, cpu)
+    if lane.runner == "docker":
+        arch = DOCKER_PLATFORMS.get(str(lane.options.get("platform", "")))
+        if arch is None:
+            return None
+        if arch == (docker_arch or host.arch):
+            # native: the docker runner sets QEMU_CPU only for emulated containers
+            return LaneTarget(lane.id, "linux", arch, host.missing, "this host's CPU")
+        missing, cpu = _model(profile.qemu_cpu if profile else "max", profile)  # binfmt QEMU: "max"
+        return LaneTarget(lane.id, "linux", arch, missing, cpu)
+    if lane.runner == "macos":
+        if lane.options.get("arch") == "x86_64":
+            # Rosetta 2 as the project's rosetta2 profile describes it: no AVX.
+            # (Apple says macOS 15's Rosetta translates AVX/AVX2; until that is
+            # a lane of its own, the older, stricter Rosetta is the one predicted.)
+            rosetta = DEFAULT_PROFILES["rosetta2"]
+            missing, _cpu = _model(rosetta.qemu_cpu, rosetta)
+            return LaneTarget(lane.id, "macos", "x86_64", missing, "Rosetta 2 (no AVX)")
+        return LaneTarget(lane.id, "macos", "aarch64", NO_SVE, "Apple silicon (no SVE)")
+    return None
+
+
+def lane_targets(lanes: Sequence[LaneConfig], host: HostCpu | None = None,
+                 facts: HostFacts | None = None) -> list[LaneTarget]:
+    host = host or detect_host_cpu()
+    docker_arch = facts.docker.server_arch if facts and facts.docker.server_arch else None
+    return [t for lane in lanes if (t := lane_target(lane, host, docker_arch=docker_arch)) is not None]
+
+
+def default_lanes() -> tuple[LaneConfig, ...]:
+    """The DESIGN.md default lanes, for an audit run without a matrix configuration."""
+    return (
+        LaneConfig("host", "venv"),
+        LaneConfig("linux-amd64-docker", "docker", options={"platform": "linux/amd64"}),
+        LaneConfig("linux-arm64-docker", "docker", options={"platform": "linux/arm64"}),
+        LaneConfig("linux-x86_64-noavx", "qemu", options={"cpu_profile": "rosetta2"},
+                   cpu_profile=DEFAULT_PROFILES["rosetta2"]),
+        LaneConfig("macos-arm64", "macos", required=False, options={"arch": "arm64"}),
+        LaneConfig("macos-x86_64-rosetta", "macos", required=False, options={"arch": "x86_64"}),
+    )
+
+
+class ScannedImage(Protocol):
+    """An image with its scan (report.ImageAudit)."""
+
+    @property
+    def format(self) -> str: ...
+    @property
+    def os(self) -> str: ...
+    @property
+    def arch(self) -> str: ...
+    @property
+    def scan(self) -> IsaScan: ...
+
+
+def _kind(fmt: str) -> str:
+    return "ELF" if fmt == "elf" else "Mach-O"
+
+
+def predict(images: Sequence[ScannedImage], lane: LaneTarget) -> LanePrediction:
+    """What loading this binary (all its images: a fat file has several) does in ``lane``.
+
+    The loader picks the image for the lane's OS and architecture (one slice
+    of a universal2 file); none means the binary cannot load at all there.
+    """
+    matching = [im for im in images if im.os == lane.os and im.arch == lane.arch]
+    if not matching:
+        have = ", ".join(sorted({f"{im.arch} {_kind(im.format)}" for im in images}))
+        want = f"{lane.arch} {_kind('elf' if lane.os == 'linux' else 'macho')}"
+        return LanePrediction(Prediction.WRONG_ARCH, f"{have}; the lane loads {want}")
+    scan = matching[0].scan
+    needed = tuple(e for e in scan.sorted_extensions() if e in lane.missing)
+    if not needed:
+        return LanePrediction(Prediction.PASS)
+    if scan.guarded:
+        return LanePrediction(Prediction.GUARDED,
+                              f"{'/'.join(needed)} selected at run time ({', '.join(scan.guards)})", needed)
+    return LanePrediction(Prediction.ILLEGAL_INSTRUCTION,
+                          f"{'/'.join(needed)} with no CPU dispatch, e.g. {scan.examples[needed[0]]}; "
+                          f"{lane.cpu} lacks {'it' if len(needed) == 1 else 'them'}", needed)
