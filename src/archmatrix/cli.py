@@ -60,6 +60,39 @@ def _add_probes(p: argparse.ArgumentParser) -> None:
                    help="leave out the performance probes (perf.*) for a quicker run")
 
 
+def _add_own_packages(p: argparse.ArgumentParser) -> None:
+    # a one-off run for your own wheels, without editing the config
+    p.add_argument("--wheel", action="append", dest="wheels", default=[], metavar="PATH", type=Path,
+                   help="also install this local wheel file, or every wheel in this directory, in every "
+                        "lane (added to lock.wheels; repeatable)")
+    p.add_argument("--checks-module", action="append", dest="checks_modules", default=[],
+                   metavar="PATH_OR_MODULE",
+                   help="also run the checks of this .py file or module (added to checks.user_modules; "
+                        "repeatable)")
+
+
+def with_own_packages(cfg: config_mod.MatrixConfig, wheels: Sequence[Path],
+                      modules: Sequence[str]) -> config_mod.MatrixConfig:
+    """``cfg`` with ``--wheel``/``--checks-module`` added (paths are relative to the current directory)."""
+    import dataclasses
+
+    for path in wheels:
+        if not (path.is_dir() or (path.is_file() and path.suffix == ".whl")):
+            raise UsageError(f"--wheel {path}: not a .whl file or a directory of wheels")
+    extra_modules = []
+    for module in modules:
+        if module.endswith(".py") or "/" in module or os.sep in module:
+            if not Path(module).is_file():
+                raise UsageError(f"--checks-module {module}: no such file")
+            module = str(Path(module).resolve())  # the config's entries are relative to the config
+        extra_modules.append(module)
+    if not wheels and not extra_modules:
+        return cfg
+    lock = dataclasses.replace(cfg.lock, wheels=(*cfg.lock.wheels, *(str(w.resolve()) for w in wheels)))
+    checks = dataclasses.replace(cfg.checks, user_modules=(*cfg.checks.user_modules, *extra_modules))
+    return dataclasses.replace(cfg, lock=lock, checks=checks)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="archmatrix", description="Does the same numpy/scipy/scikit-learn "
                                 "environment work on every CPU architecture your users run?")
@@ -72,12 +105,14 @@ def parser() -> argparse.ArgumentParser:
     _add_dirs(m)
     m.add_argument("--lane", action="append", dest="lanes", metavar="ID",
                    help="run only this lane (repeatable)")
+    _add_own_packages(m)
     _add_probes(m)
 
     ln = sub.add_parser("lane", help="run one lane (fails when this host cannot run it)")
     ln.add_argument("lane_id", metavar="ID")
     _add_config(ln)
     _add_dirs(ln)
+    _add_own_packages(ln)
     _add_probes(ln)
 
     r = sub.add_parser("report", help="build the matrix from a directory of lane result files")
@@ -178,7 +213,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     from .outputs import write_all
     from .render import github, terminal
 
-    cfg = config_mod.load(args.config)
+    cfg = with_own_packages(config_mod.load(args.config), args.wheels, args.checks_modules)
     if args.no_probes:
         cfg = config_mod.without_probes(cfg)
     only = [args.lane_id] if args.command == "lane" else args.lanes

@@ -3,8 +3,11 @@
 The suite is copied (content-addressed) into ``.archmatrix/suite/<hash>/`` as
 a tiny ``archmatrix`` package holding only ``archmatrix/suite``, so a lane
 interpreter needs nothing but the locked packages and that directory on its
-path. Whatever the runner's prefix (``qemu-x86_64 -cpu …``, ``arch -x86_64``,
-``docker run …``), the command ends in the same :func:`suite_args`.
+path. User check modules given as ``.py`` paths are copied beside it as
+top-level modules: a container or an emulated lane cannot see the host's
+paths, but every lane has the staged suite on its path. Whatever the runner's
+prefix (``qemu-x86_64 -cpu …``, ``arch -x86_64``, ``docker run …``), the
+command ends in the same :func:`suite_args`.
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from .. import suite as suite_pkg
@@ -52,31 +57,92 @@ def lane_env(base: Mapping[str, str], suite_root: Path) -> tuple[dict[str, str],
     return env, removed
 
 
-def suite_digest() -> str:
-    """Hash of the suite's source: part of every cache key that bakes it in."""
+def suite_digest(user_files: Sequence[Path] = ()) -> str:
+    """Hash of the suite's source (and staged user modules): part of every cache key that bakes it in."""
     h = hashlib.sha256()
     for path in sorted(SUITE_SOURCE.glob("*.py")):
         h.update(path.name.encode())
         h.update(path.read_bytes())
+    for path in sorted(user_files, key=lambda p: p.name):
+        h.update(b"\0user\0" + path.name.encode())
+        h.update(path.read_bytes())
     return h.hexdigest()[:16]
 
 
-def stage_suite(workdir: Path) -> Path:
-    """Copy the suite into ``workdir/suite/<hash>``; return the directory to put on sys.path."""
-    root = workdir / "suite" / suite_digest()
+class UserModuleError(Exception):
+    """A ``checks.user_modules`` entry that cannot be staged (missing file, clashing name)."""
+
+
+@dataclass(frozen=True)
+class UserModules:
+    """``checks.user_modules`` resolved on the host: files staged with the suite, names each lane imports."""
+
+    files: tuple[Path, ...] = ()
+    names: tuple[str, ...] = ()
+
+
+def user_modules(entries: Sequence[str], base: Path) -> UserModules:
+    """Resolve ``checks.user_modules`` (relative paths against ``base``, the config's directory).
+
+    A dotted name is a module of the lane's own environment (a locked or local
+    wheel) and is passed on as it is. A ``.py`` path is staged with the suite
+    and imported by its file name, so its checks keep their ids
+    (``<stem>.<name>``) in every lane.
+    """
+    files: list[Path] = []
+    names: list[str] = []
+    for entry in entries:
+        if not (entry.endswith(".py") or "/" in entry or os.sep in entry):
+            names.append(entry)
+            continue
+        path = Path(entry).expanduser()
+        path = path if path.is_absolute() else base / path
+        if not path.is_file():
+            raise UserModuleError(f"checks.user_modules: {entry}: no such file ({path})")
+        name = path.stem
+        if not name.isidentifier() or name == "archmatrix":
+            raise UserModuleError(f"checks.user_modules: {entry}: {name!r} cannot be a module name")
+        if name in names:
+            raise UserModuleError(f"checks.user_modules: two modules are called {name!r}; rename one")
+        files.append(path)
+        names.append(name)
+    return UserModules(tuple(files), tuple(names))
+
+
+def stage_suite(workdir: Path, user_files: Sequence[Path] = ()) -> Path:
+    """Copy the suite and ``user_files`` into ``workdir/suite/<hash>``; return the directory for sys.path."""
+    root = workdir / "suite" / suite_digest(user_files)
     if (root / "archmatrix" / "suite" / "__main__.py").exists():
         return root
-    tmp = root.with_name(root.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    # unique per call: lanes run in threads of one process and may stage at once
+    tmp = Path(tempfile.mkdtemp(prefix=f"{root.name}.tmp", dir=root.parent))
     (tmp / "archmatrix" / "suite").mkdir(parents=True)
     shutil.copy2(PACKAGE_INIT, tmp / "archmatrix" / "__init__.py")
     for path in SUITE_SOURCE.glob("*.py"):
         shutil.copy2(path, tmp / "archmatrix" / "suite" / path.name)
+    for path in user_files:
+        shutil.copy2(path, tmp / path.name)
+    # readable by a lane running as another user (containers run as nobody)
+    for path in tmp.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    tmp.chmod(0o755)
     try:
         os.replace(tmp, root)
     except OSError:  # another run staged it first: theirs is identical
         shutil.rmtree(tmp, ignore_errors=True)
     return root
+
+
+def stage_job_suite(job: LaneJob) -> tuple[Path, tuple[str, ...]]:
+    """The suite staged with this job's user check modules: (directory for sys.path, modules to load)."""
+    from .base import LaneInfraError
+
+    try:
+        modules = user_modules(job.config.checks.user_modules, job.config.path.parent)
+    except UserModuleError as exc:
+        raise LaneInfraError(str(exc), "fix checks.user_modules (paths are relative to the config)") from None
+    return stage_suite(job.workdir, modules.files), modules.names
 
 
 def suite_args(
@@ -85,11 +151,17 @@ def suite_args(
     *,
     emulator: str | None = None,
     cpu_model: str | None = None,
-    user_checks: Sequence[str] = (),
+    user_checks: Sequence[str] | None = None,
 ) -> list[str]:
-    """``-m archmatrix.suite …`` arguments (after the interpreter) for this lane."""
+    """``-m archmatrix.suite …`` arguments (after the interpreter) for this lane.
+
+    ``user_checks``: the module names :func:`stage_job_suite` staged (runners
+    pass them, so no lane is given a host path it may not see); None keeps
+    ``checks.user_modules`` as written.
+    """
     spec = job.config.checks.suite_spec()
-    spec["user_checks"] = list(user_checks) or spec["user_checks"]
+    if user_checks is not None:
+        spec["user_checks"] = list(user_checks)
     args = [
         "-m", "archmatrix.suite",
         "--lane", job.lane.id,

@@ -1,13 +1,16 @@
 """The ``docker`` runner: the suite in a linux/amd64 or linux/arm64 container.
 
 Plan: stage the lock's wheels for the platform on the host (no pip in the
-container, ever), make sure a base image exists (built from Debian packages
-when no registry is reachable), build a lane image that only COPYs the staged
-site-packages and the suite onto it, and run it with no network, an init
-process (under QEMU a PID 1 that gets a fatal signal hangs forever), the
-platform explicit, and ``QEMU_CPU`` set from the lane's CPU profile. Images
-are tagged by a hash of everything that went into them, so a warm matrix
-builds nothing. Containers are removed after use, on failure and on Ctrl-C.
+container, ever) — and ``lock.wheels``, the user's own wheels that fit the
+platform, into a second directory, exactly as the venv runner does — make sure
+a base image exists (built from Debian packages when no registry is
+reachable), build a lane image that only COPYs the staged site-packages, the
+local packages and the suite (with the user's check modules) onto it, and run
+it with no network, an init process (under QEMU a PID 1 that gets a fatal
+signal hangs forever), the platform explicit, and ``QEMU_CPU`` set from the
+lane's CPU profile. Images are tagged by a hash of everything that went into
+them, so a warm matrix builds nothing. Containers are removed after use, on
+failure and on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -24,9 +27,9 @@ from ..baseimage import BaseImageError, ensure_base_image
 from ..config import LaneConfig
 from ..hostfacts import HostFacts
 from ..suite.result import LaneResult
-from ..wheels import StagingError, stage_site_packages, staging_key
 from .base import Availability, LaneInfraError, LaneJob
-from .common import finish, result_or_crash, stage_suite, suite_args, suite_digest
+from .common import finish, result_or_crash, stage_job_suite, suite_args
+from .venv import stage_lock
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -49,8 +52,14 @@ def lane_dockerfile() -> str:
 
 
 def lane_image_tag(lane_id: str, base: str, site_key: str, suite: str, dockerfile: str) -> str:
+    """``site_key``/``suite``: content-derived names of what the image COPYs (staged dirs, suite)."""
     digest = hashlib.sha256("\0".join((base, site_key, suite, dockerfile)).encode()).hexdigest()[:12]
     return f"archmatrix-lane:{lane_id}-{digest}"
+
+
+def lock_pth(sites: tuple[str, ...]) -> str:
+    """The .pth that makes Debian's python3 process the staged directories' own .pth files."""
+    return "".join(f"import site; site.addsitedir({site!r})\n" for site in sites)
 
 
 def emulation(platform: str, host: HostFacts, qemu_cpu: str | None) -> tuple[str | None, str | None]:
@@ -104,15 +113,9 @@ class DockerRunner:
         except DockerException as exc:
             raise LaneInfraError(f"docker daemon not reachable: {exc}", SETUP_HINT) from exc
 
-        lock = job.config.lock
-        site_key = staging_key(lock, arch, BOOKWORM_GLIBC)
-        dest = job.workdir / "site-packages" / f"{arch}-{site_key}"
-        job.progress(f"staging the lock for {platform} (manylinux, glibc 2.36)")
-        try:
-            staging = stage_site_packages(lock, arch, BOOKWORM_GLIBC, dest,
-                                          wheel_cache=job.workdir / "wheels")
-        except StagingError as exc:
-            raise LaneInfraError(f"could not stage the lock for {platform}: {exc}") from exc
+        # the lock and lock.wheels for the container's platform (Debian bookworm's glibc)
+        staged = stage_lock(job, arch, BOOKWORM_GLIBC)
+        suite_root, user_checks = stage_job_suite(job)
 
         base = job.lane.options.get("base_image")
         if not base:
@@ -121,23 +124,26 @@ class DockerRunner:
             except BaseImageError as exc:
                 raise LaneInfraError(f"no base image for {platform}: {exc}", SETUP_HINT) from exc
         dockerfile = lane_dockerfile()
-        tag = lane_image_tag(job.lane.id, str(base), site_key, suite_digest(), dockerfile)
-        self._ensure_lane_image(client, job, tag, str(base), platform, staging.site_packages, dockerfile)
+        # staged directories and the suite are named by their contents
+        site_key = "+".join(site.name for site in staged.sites)
+        tag = lane_image_tag(job.lane.id, str(base), site_key, suite_root.name, dockerfile)
+        self._ensure_lane_image(client, job, tag, str(base), platform, staged.sites, suite_root, dockerfile)
 
         out_dir = job.workdir / "runs" / f"{job.lane.id}-{time.time_ns()}"
         out_dir.mkdir(parents=True)
         out_dir.chmod(0o777)  # the lane runs as nobody
         try:
-            result = self._run_container(client, job, tag, platform, out_dir, emulator, cpu_model)
+            result = self._run_container(client, job, tag, platform, out_dir, emulator, cpu_model,
+                                         user_checks)
         finally:
             shutil.rmtree(out_dir, ignore_errors=True)
-        return finish(job, result, staging=staging, facts={
+        return finish(job, result, staging=staged.staging, facts={
             "platform": platform, "image": tag, "base_image": base,
             "docker_server_arch": job.host.docker.server_arch,
         })
 
     def _ensure_lane_image(self, client: DockerClient, job: LaneJob, tag: str, base: str, platform: str,
-                           site_packages: Path, dockerfile: str) -> None:
+                           sites: tuple[Path, ...], suite_root: Path, dockerfile: str) -> None:
         from docker.errors import BuildError, ImageNotFound
 
         try:
@@ -150,11 +156,17 @@ class DockerRunner:
         context = job.workdir / "build" / tag.replace(":", "-")
         shutil.rmtree(context, ignore_errors=True)
         context.mkdir(parents=True)
+        site_packages, *local = sites
         try:
             shutil.copytree(site_packages, context / "site-packages", symlinks=True)
-            shutil.copytree(stage_suite(job.workdir), context / "suite")
+            # lock.wheels: the user's own packages (empty when there are none; the image layout is fixed)
+            if local:
+                shutil.copytree(local[0], context / "local-packages", symlinks=True)
+            else:
+                (context / "local-packages").mkdir()
+            shutil.copytree(suite_root, context / "suite")
             (context / "archmatrix-lock.pth").write_text(
-                "import site; site.addsitedir('/opt/archmatrix/site-packages')\n"
+                lock_pth(("/opt/archmatrix/site-packages", "/opt/archmatrix/local-packages"))
             )
             (context / "Dockerfile").write_text(dockerfile)
             client.images.build(path=str(context), tag=tag, platform=platform, network_mode="none",
@@ -166,10 +178,12 @@ class DockerRunner:
             shutil.rmtree(context, ignore_errors=True)
 
     def _run_container(self, client: DockerClient, job: LaneJob, tag: str, platform: str, out_dir: Path,
-                       emulator: str | None, cpu_model: str | None) -> LaneResult:
+                       emulator: str | None, cpu_model: str | None,
+                       user_checks: tuple[str, ...]) -> LaneResult:
         from docker.errors import DockerException
 
-        args = suite_args(job, f"/out/{job.lane.id}.json", emulator=emulator, cpu_model=cpu_model)
+        args = suite_args(job, f"/out/{job.lane.id}.json", emulator=emulator, cpu_model=cpu_model,
+                          user_checks=user_checks)
         args = args[2:]  # the image's entrypoint is already `python3 -m archmatrix.suite`
         environment = {"QEMU_CPU": cpu_model} if emulator and cpu_model else {}
         started = time.monotonic()

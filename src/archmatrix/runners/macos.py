@@ -36,8 +36,8 @@ from ..suite.outcomes import Outcome
 from ..suite.result import CheckResult, LaneResult
 from ..wheels import PIP_TIMEOUT, MissingWheel, StagingResult, _pip_reason, classify_pip_failure
 from .base import Availability, LaneInfraError, LaneJob
-from .common import execute_suite, finish, lane_env, stage_suite, suite_args
-from .venv import local_wheel_files
+from .common import execute_suite, finish, lane_env, stage_job_suite, suite_args
+from .venv import local_projects, local_wheel_files
 
 ARCHES = ("arm64", "x86_64")
 ROSETTA_HINT = "softwareupdate --install-rosetta --agree-to-license"
@@ -179,17 +179,21 @@ class MacosRunner:
         venv_dir = job.workdir / "venvs" / f"{job.lane.id}-{arch}"
         wheel_dir = job.workdir / "wheels" / f"macos-{arch}"
         wheel_dir.mkdir(parents=True, exist_ok=True)
-        local = [p for p in local_wheel_files(lock.wheels, job.config.path.parent)
-                 if macos_wheel_fits(p.name, arch)]
-        create, *downloads, _install = venv_commands(arch, python, venv_dir, lock.packages, wheel_dir, local)
-        env, removed = lane_env(os.environ, stage_suite(job.workdir))
+        files = local_wheel_files(lock.wheels, job.config.path.parent)
+        local = [p for p in files if macos_wheel_fits(p.name, arch)]
+        # a project brought as a local wheel takes the place of the lock's pin (as in the other runners)
+        replaced = local_projects(files)
+        packages = {n: v for n, v in lock.packages.items() if canonicalize_name(n) not in replaced}
+        create, *downloads, _install = venv_commands(arch, python, venv_dir, packages, wheel_dir, local)
+        suite_root, user_checks = stage_job_suite(job)
+        env, removed = lane_env(os.environ, suite_root)
         pip_env = {k: v for k, v in env.items() if k != "PYTHONPATH"}
 
         job.progress(f"creating the venv: arch -{arch} {python}")
         _must(create, "could not create the lane's venv", pip_env)
         missing: list[MissingWheel] = []
         pins: dict[str, str] = {}
-        for (name, version), argv in zip(sorted(lock.packages.items()), downloads, strict=True):
+        for (name, version), argv in zip(sorted(packages.items()), downloads, strict=True):
             job.progress(f"wheel for {name}=={version}")
             reason = _download(argv, pip_env)
             if reason is None:
@@ -206,7 +210,7 @@ class MacosRunner:
         )
 
         job.progress(f"running the suite: arch -{arch}")
-        argv = suite_command(arch, venv_dir, suite_args(job, str(job.out)))
+        argv = suite_command(arch, venv_dir, suite_args(job, str(job.out), user_checks=user_checks))
         result = execute_suite(job, argv, env=env)
         result.checks.append(verify_architecture(arch, result.facts))
         return finish(job, result, staging=staging, facts={

@@ -36,7 +36,7 @@ from ..profiles import DEFAULT_PROFILES, CpuProfile
 from ..suite.classify import NOISE
 from ..suite.result import LaneResult
 from .base import Availability, LaneInfraError, LaneJob
-from .common import execute_suite, finish, lane_env, stage_suite, suite_args
+from .common import execute_suite, finish, lane_env, stage_job_suite, suite_args
 from .venv import host_glibc, make_venv, stage_lock
 
 SETUP_HINT = "sudo ci/setup-linux-host.sh (or: apt-get install qemu-user-static)"
@@ -137,12 +137,13 @@ class QemuRunner:
                 "qemu-user would not run it (a script would exec the real interpreter natively)",
                 "set lanes[].options.python to the real interpreter binary, not a shim",
             )
-        suite_root = stage_suite(job.workdir)
+        suite_root, user_checks = stage_job_suite(job)
         env, removed = lane_env(os.environ, suite_root)
         if removed:
             job.progress(f"not passing {', '.join(removed)} to the emulated CPU lane")
         argv = qemu_command(qemu, profile, str(bin_python)) + suite_args(
-            job, str(job.out), emulator=emulator_name(qemu), cpu_model=profile.qemu_cpu
+            job, str(job.out), emulator=emulator_name(qemu), cpu_model=profile.qemu_cpu,
+            user_checks=user_checks,
         )
         job.progress(f"running the suite under {emulator_name(qemu)} -cpu {profile.qemu_cpu}")
         result = execute_suite(job, argv, env=env)

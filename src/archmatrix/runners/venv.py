@@ -7,11 +7,14 @@ see the interpreter's own site-packages, so what runs is exactly the lock.
 
 ``lock.wheels`` (local wheel files: bring your own package) are staged the
 same way into a second content-addressed directory that the ``.pth`` adds
-too. The qemu runner reuses all of this: same staging, same venv.
+too. A local wheel of a project the lock also pins takes its place: the lock
+is staged without it (your build of numpy, not PyPI's). The qemu runner reuses
+all of this: same staging, same venv; the docker runner the same staging.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import platform
@@ -23,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from packaging.tags import Tag, cpython_tags
-from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+from packaging.tags import Tag, compatible_tags, cpython_tags
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion
 
 from ..command import CommandError, run
@@ -44,7 +47,7 @@ from ..wheels import (
 )
 from ..wheels import _write_marker as write_marker
 from .base import Availability, LaneInfraError, LaneJob
-from .common import execute_suite, finish, lane_env, stage_suite, suite_args
+from .common import execute_suite, finish, lane_env, stage_job_suite, suite_args
 
 
 def host_glibc() -> tuple[int, int]:
@@ -99,11 +102,16 @@ class StagedLock:
 def stage_lock(job: LaneJob, arch: str, glibc: tuple[int, int]) -> StagedLock:
     """Stage the lock's wheels (and ``lock.wheels``) for ``arch``/``glibc`` under ``job.workdir``."""
     lock = job.config.lock
-    dest = job.workdir / "site-packages" / f"{arch}-{staging_key(lock, arch, glibc)}"
     job.progress(f"staging the lock for {arch} (glibc {glibc[0]}.{glibc[1]})")
     try:
-        staging = stage_site_packages(lock, arch, glibc, dest, wheel_cache=job.workdir / "wheels")
         files = local_wheel_files(lock.wheels, job.config.path.parent)
+        # a project the user brings as a local wheel is not also staged from the lock
+        replaced = local_projects(files)
+        if replaced:
+            kept = {n: v for n, v in lock.packages.items() if canonicalize_name(n) not in replaced}
+            lock = dataclasses.replace(lock, packages=kept)
+        dest = job.workdir / "site-packages" / f"{arch}-{staging_key(lock, arch, glibc)}"
+        staging = stage_site_packages(lock, arch, glibc, dest, wheel_cache=job.workdir / "wheels")
         local = stage_local_wheels(files, lock.python, arch, glibc, job.workdir) if files else None
     except StagingError as exc:
         raise LaneInfraError(f"could not stage the lock: {exc}") from exc
@@ -135,18 +143,34 @@ def local_wheel_files(entries: Sequence[str], base: Path) -> list[Path]:
     return files
 
 
+def local_projects(files: Sequence[Path]) -> set[str]:
+    """The (canonical) project names of local wheel files."""
+    names = set()
+    for path in files:
+        try:
+            names.add(str(parse_wheel_filename(path.name)[0]))
+        except (InvalidWheelFilename, InvalidVersion) as exc:
+            raise StagingError(f"lock.wheels: {path} is not a valid wheel file name ({exc})") from exc
+    return names
+
+
 def local_wheel_tags(python_version: str, arch: str, glibc: tuple[int, int]) -> list[Tag]:
     """Tags a local wheel may carry for this platform, best first.
 
     The lock's manylinux tags, then ``linux_<arch>``: what ``pip wheel``
-    produces on the host. Lanes on this host (host, qemu) load such a wheel
-    like any other; it is the user's own build, for their own machines.
+    produces on the host, for an extension (``cp311-cp311-linux_x86_64``) or
+    for a package that only bundles a shared library (``py3-none-linux_x86_64``).
+    Lanes load such a wheel like any other; it is the user's own build, for
+    their own machines (the Docker lanes' Debian has glibc 2.36).
     """
     major, _, minor = python_version.partition(".")
     interpreter = f"cp{major}{minor}"
+    version = (int(major), int(minor))
+    linux = [f"linux_{arch}"]
     return [
         *supported_tags(python_version, arch, glibc),
-        *cpython_tags((int(major), int(minor)), abis=[interpreter], platforms=[f"linux_{arch}"]),
+        *cpython_tags(version, abis=[interpreter], platforms=linux),
+        *(tag for tag in compatible_tags(version, interpreter, platforms=linux) if tag.platform != "any"),
     ]
 
 
@@ -194,6 +218,7 @@ def stage_local_wheels(
     )
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it 0700; a container lane reads it as nobody
     try:
         if best:
             argv: list[str | Path] = [
@@ -239,11 +264,12 @@ class VenvRunner:
         staged = stage_lock(job, job.host.machine, host_glibc())
         job.progress("preparing the venv")
         bin_python = make_venv(python, job.workdir / "venvs", *staged.sites)
-        suite_root = stage_suite(job.workdir)
+        suite_root, user_checks = stage_job_suite(job)
         env, removed = lane_env(os.environ, suite_root)
         if removed:
             job.progress(f"not passing {', '.join(removed)} to the lane (they pin the CPU dispatch)")
         job.progress("running the suite")
-        result = execute_suite(job, [str(bin_python), *suite_args(job, str(job.out))], env=env)
+        argv = [str(bin_python), *suite_args(job, str(job.out), user_checks=user_checks)]
+        result = execute_suite(job, argv, env=env)
         return finish(job, result, staging=staged.staging,
                       facts={"python": python, "venv": str(bin_python), "env_removed": removed})
