@@ -42,6 +42,9 @@ WRONG_ARCH = _rx(
     r"cannot execute binary file",
     r"ELF load command address/offset not (?:properly )?aligned",
     r"invalid ELF header",
+    # loader.explain's sentence: glibc calls an existing file for another
+    # machine "No such file or directory"; the lane read its ELF header
+    r"is an ELF file for [\w ]+, but this process is",
 )
 
 # Names of BLAS / LAPACK / OpenMP / Fortran runtime libraries and frameworks.
@@ -108,9 +111,25 @@ IMPORT_EXCEPTIONS = {"ImportError", "ModuleNotFoundError"}
 NOISE = re.compile(r"^.*TCG doesn't support requested feature.*$\n?", re.MULTILINE)
 
 
+# faulthandler (Python ≥ 3.11) ends a crash report with every extension module
+# loaded: one line of several kB once numpy, scipy and scikit-learn are in
+# (158 modules), which would push the line that names the failure ("OMP: Error
+# #15 …", printed just before abort()) out of the evidence tail. Kept: the
+# count and the last few, the most recently imported (usually the culprit).
+EXTENSION_MODULES = re.compile(r"^Extension modules: (.*) \(total: (\d+)\)$", re.MULTILINE)
+KEEP_MODULES = 3
+
+
+def _short_module_list(m: re.Match[str]) -> str:
+    names = m.group(1).split(", ")
+    shown = ", ".join(names[-KEEP_MODULES:])
+    return f"Extension modules: {'…, ' if len(names) > KEEP_MODULES else ''}{shown} (total: {m.group(2)})"
+
+
 def clean_evidence(text: str, limit: int = 4000) -> str:
     """Drop emulator noise and keep the tail that explains the failure."""
     text = NOISE.sub("", text)
+    text = EXTENSION_MODULES.sub(_short_module_list, text)
     if len(text) > limit:
         text = "…" + text[-limit:]
     return text

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from . import loader
 from .classify import classify, clean_evidence
 from .outcomes import Outcome
 from .registry import Check, CheckContext, CheckSkipped, Mismatch
@@ -175,7 +176,9 @@ def _read_tail(fh: Any) -> str:
     try:
         fh.seek(0, os.SEEK_END)
         size = fh.tell()
-        fh.seek(max(0, size - 4 * TAIL))
+        # generously more than TAIL: clean_evidence shortens faulthandler's
+        # module list, which must be read whole to be recognised
+        fh.seek(max(0, size - 32 * TAIL))
         data: bytes = fh.read()
     finally:
         fh.close()
@@ -241,9 +244,15 @@ def judge(check_id: str, report: ChildReport) -> CheckResult:
     if status == "exception":
         evidence["exception"] = {"type": payload.get("exc_type"), "message": payload.get("exc_message")}
         evidence["traceback"] = payload.get("traceback", "")
+    # "No such file or directory" for a file that is there: ld.so's words for
+    # another architecture's binary. The supervisor runs in the lane, so it
+    # can read the file's ELF header and say so.
+    diagnosis = loader.explain(f"{payload.get('exc_message') or ''}\n{report.stderr}")
+    if diagnosis:
+        evidence["loader"] = diagnosis
     verdict = classify(
         returncode=report.returncode,
-        output=f"{report.stdout}\n{report.stderr}",
+        output=f"{report.stdout}\n{report.stderr}\n{diagnosis}",
         exc_type=payload.get("exc_type"),
         exc_message=str(payload.get("exc_message") or ""),
         timed_out=report.timed_out,
