@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prepare a Linux host for archmatrix's container and emulated lanes:
 #   - Docker engine (Debian's docker.io), qemu-user-static, debootstrap
+#   - gcc and a cross gcc for the other lane architecture (the tests' fault corpus)
 #   - binfmt_misc mounted, qemu-aarch64 registered (F flag: works in containers)
 #   - dockerd running without any network (containers never need one)
 #   - proof that `docker run --init` works (under QEMU a PID 1 without an init
@@ -21,6 +22,12 @@ PACKAGES=(docker.io qemu-user-static debootstrap)
 if command -v dockerd >/dev/null; then
     PACKAGES=(qemu-user-static debootstrap)
 fi
+# The fault corpus (tests/integration/corpus.py) compiles its C extensions
+# for both lane architectures: gcc for this host's, a cross gcc for the other.
+case "$(uname -m)" in
+    x86_64) PACKAGES+=(gcc gcc-aarch64-linux-gnu libc6-dev-arm64-cross) ;;
+    aarch64) PACKAGES+=(gcc gcc-x86-64-linux-gnu libc6-dev-amd64-cross) ;;
+esac
 BINFMT_DIR=/proc/sys/fs/binfmt_misc
 
 say() { printf 'setup-linux-host: %s\n' "$*"; }

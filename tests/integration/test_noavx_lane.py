@@ -11,19 +11,13 @@ both lanes.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import platform
-import shutil
-import subprocess
 import sys
-import sysconfig
-import zipfile
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import ROOT, require, require_lane
+from corpus import AVX2, build_avx2_wheel
 
 from archmatrix import config, hostfacts
 from archmatrix.runners import RUNNERS, LaneJob
@@ -32,46 +26,11 @@ from archmatrix.suite.result import LaneResult, load
 
 pytestmark = pytest.mark.integration
 
-FIXTURE = ROOT / "tests" / "fixtures" / "avx2ext"
+FIXTURE = AVX2  # built by corpus.build_avx2_wheel: gcc -mavx2, packed as a linux_x86_64 wheel
 CHECK = "avx2_checks.add_epi32"
 LANES = ("host", "linux-x86_64-noavx")
 # OpenBLAS's x86-64 kernels for CPUs without AVX (threadpoolctl's "architecture").
 PRE_AVX_KERNELS = {"Nehalem", "Core2", "Penryn", "Dunnington", "Atom", "Prescott", "Opteron", "Barcelona"}
-
-
-def build_avx2_wheel(dest: Path) -> Path:
-    """Compile tests/fixtures/avx2ext with gcc -mavx2 and pack it as a wheel for this interpreter."""
-    gcc = shutil.which("gcc")
-    include = Path(sysconfig.get_paths()["include"])
-    require(gcc is not None, "gcc is needed to build the AVX2 extension (apt-get install gcc)")
-    require((include / "Python.h").exists(),
-            f"Python headers missing in {include} (apt-get install python3-dev)")
-    assert gcc is not None
-    module = f"avx2ext{sysconfig.get_config_var('EXT_SUFFIX')}"
-    build = dest / "build"
-    build.mkdir()
-    subprocess.run([gcc, "-shared", "-fPIC", "-O2", "-mavx2", f"-I{include}",
-                    str(FIXTURE / "avx2ext.c"), "-o", str(build / module)], check=True)
-    abi = f"cp{sys.version_info.major}{sys.version_info.minor}"
-    tag = f"{abi}-{abi}-linux_{platform.machine()}"
-    info = "avx2ext-1.0.dist-info"
-    files = {
-        module: (build / module).read_bytes(),
-        f"{info}/METADATA": b"Metadata-Version: 2.1\nName: avx2ext\nVersion: 1.0\n",
-        f"{info}/WHEEL": f"Wheel-Version: 1.0\nGenerator: archmatrix-tests\nRoot-Is-Purelib: false\n"
-                         f"Tag: {tag}\n".encode(),
-    }
-    record = [
-        f"{name},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},"
-        f"{len(data)}"
-        for name, data in files.items()
-    ]
-    files[f"{info}/RECORD"] = ("\n".join([*record, f"{info}/RECORD,,"]) + "\n").encode()
-    wheel = dest / f"avx2ext-1.0-{tag}.whl"
-    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in files.items():
-            zf.writestr(name, data)
-    return wheel
 
 
 def matrix_config(wheel: Path, path: Path) -> config.MatrixConfig:
