@@ -7,6 +7,7 @@
 
     nox -s matrix                      every lane this host can run (ci/matrix.yaml)
     nox -s matrix -- path/to/other.yaml
+    nox -s matrix -- --no-probes       without the performance probes (quicker)
     nox -s "lane(linux-arm64-docker)"  one lane (CI fans lanes out with this)
     nox -s report -- DIR               the matrix from downloaded lane results
     nox -s doctor                      this interpreter's facts and problems
@@ -45,13 +46,16 @@ def _lane_ids() -> list[str]:
 
 
 def _config_args(session: nox.Session) -> list[str]:
-    return ["--config", session.posargs[0]] if session.posargs else []
+    # a path is the config; options (--no-probes) go to archmatrix as they are
+    paths = [arg for arg in session.posargs if not arg.startswith("-")]
+    options = [arg for arg in session.posargs if arg.startswith("-")]
+    return (["--config", paths[0]] if paths else []) + options
 
 
 @nox.session
 def matrix(session: nox.Session) -> None:
     """Run every lane this host can run; print the table; write results/."""
-    session.install("-e", ".")
+    session.install("-e", ".[plots]")  # the HTML report's pool-scaling plot
     session.run("archmatrix", "matrix", *_config_args(session), external=False)
 
 
@@ -66,7 +70,7 @@ def lane(session: nox.Session, lane_id: str) -> None:
 @nox.session
 def report(session: nox.Session) -> None:
     """Build the matrix from a directory of lane results (default: results/)."""
-    session.install("-e", ".")
+    session.install("-e", ".[plots]")
     session.run("archmatrix", "report", *(session.posargs or ["results"]))
 
 

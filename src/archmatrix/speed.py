@@ -41,6 +41,11 @@ class PoolCurve:
     cpus: int | None
     cpu_share: float | None
 
+    @property
+    def busy(self) -> bool:
+        """Measured while other work shared the CPUs: the curve understates scaling."""
+        return self.cpu_share is not None and self.cpu_share < BUSY_SHARE
+
 
 @dataclass(frozen=True)
 class LaneSpeed:
@@ -147,7 +152,7 @@ def workers_text(speed: LaneSpeed) -> str:
     curve = speed.curve
     if curve is None or curve.recommended is None:
         return NO_DATA
-    if curve.cpu_share is not None and curve.cpu_share < BUSY_SHARE:
+    if curve.busy and curve.cpu_share is not None:
         # other lanes (or processes) shared the CPUs while it ran: the curve
         # understates scaling, so a recommendation from it would mislead
         return f"unclear: busy host ({curve.cpu_share:.0%} CPU per worker)"

@@ -180,7 +180,7 @@ def test_html_without_matplotlib_shows_a_table_and_the_hint() -> None:
     assert "Process-pool scaling" in page
     assert "<svg" not in page
     assert INSTALL_HINT.replace("'", "&#x27;") in page
-    assert "<th>linux-x86_64-noavx</th><td>2</td><td>3.9</td><td>4</td><td>3.8</td><td>2</td>" in page
+    assert "<th>linux-x86_64-noavx</th><td>2</td><td>3.9</td><td>4</td><td>3.8</td>" in page
 
 
 def test_html_falls_back_when_matplotlib_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -193,6 +193,15 @@ def test_html_has_no_pool_section_without_the_probe() -> None:
     quick = lane("host", [CheckResult("linalg.solve", Outcome.PASS)])
     page = html.render(build([quick]))
     assert "Process-pool scaling" not in page and "archmatrix[plots]" not in page
+
+
+def test_busy_curves_are_marked_in_the_table_and_the_note() -> None:
+    page = html.render(build([HOST, NOAVX]), plots=False)
+    assert "<td>3.8</td><td>unclear (busy host)</td>" in page
+    assert "Measured on a busy host" in page and "linux-x86_64-noavx." in page
+    assert "<th>host</th><td>24</td><td>47</td><td>47.5</td><td>47.2</td><td>2</td>" in page
+    clean = html.render(build([HOST]), plots=False)
+    assert "Measured on a busy host" not in clean
 
 
 def test_scaling_table_marks_sizes_a_lane_did_not_run() -> None:
@@ -209,9 +218,15 @@ def test_html_with_matplotlib_embeds_an_svg_plot() -> None:
     assert "<figure class=plot><svg" in page
     assert "<?xml" not in page and "<!DOCTYPE svg" not in page  # inline, not a file
     assert "archmatrix[plots]" not in page
-    # one line per lane, named in the legend (text drawn as paths, so look at the ids/labels)
+    # one line per lane (text is drawn as paths, so count the line ids): absolute + speedup
+    # per lane, the ideal line, the legend's samples, and rings for the three clean lanes
     svg = page[page.index("<svg"):page.index("</svg>")]
-    assert svg.count('id="line2d_') >= 8  # absolute + speedup line per lane
+    assert svg.count('id="line2d_') >= 8
+    # the busy lane (noavx) is dashed: more dashed paths than with the same lanes all clean
+    clean_noavx = lane("linux-x86_64-noavx", probes(0.35, 2.0, [2.0, 3.9, 4.0, 3.8]), emulator="qemu-x86_64")
+    clean = html.render(build([HOST, AMD64, clean_noavx, ARM64]))
+    assert svg.count("stroke-dasharray") > clean.count("stroke-dasharray")
+    assert "Measured on a busy host" in page and "Measured on a busy host" not in clean
     # deterministic: the same matrix renders to the same bytes
     assert html.render(matrix) == page
 

@@ -14,7 +14,7 @@ import io
 from collections.abc import Sequence
 from html import escape
 
-from ..speed import PoolCurve
+from ..speed import BUSY_SHARE, PoolCurve
 
 INSTALL_HINT = "pip install 'archmatrix[plots]'"
 TITLE = "Process-pool scaling (pure-Python math.cos loop)"
@@ -40,11 +40,14 @@ def scaling_svg(curves: Sequence[tuple[str, PoolCurve]]) -> str:
         absolute, speedup = fig.subplots(1, 2)
         top = max(max(c.sizes) for _, c in curves)
         for lane, curve in curves:
-            (line,) = absolute.plot(curve.sizes, curve.throughput, marker="o", label=lane)
+            # a curve measured on a busy host is dashed and gets no recommendation ring
+            style = "--" if curve.busy else "-"
+            label = f"{lane} (busy host)" if curve.busy else lane
+            (line,) = absolute.plot(curve.sizes, curve.throughput, marker="o", linestyle=style, label=label)
             base = curve.throughput[0]
-            speedup.plot(curve.sizes, [t / base for t in curve.throughput], marker="o",
-                         color=line.get_color(), label=lane)
-            if curve.recommended in curve.sizes:
+            speedup.plot(curve.sizes, [t / base for t in curve.throughput], marker="o", linestyle=style,
+                         color=line.get_color(), label=label)
+            if curve.recommended in curve.sizes and not curve.busy:
                 i = curve.sizes.index(curve.recommended)
                 # the recommended size, ringed: where to stop adding workers
                 absolute.plot([curve.recommended], [curve.throughput[i]], marker="o", markersize=13,
@@ -78,7 +81,8 @@ def scaling_table(curves: Sequence[tuple[str, PoolCurve]]) -> str:
         by_size = dict(zip(curve.sizes, curve.throughput, strict=True))
         h.append(f"<tr><th>{escape(lane)}</th>")
         h.extend(f"<td>{by_size[p]:.3g}</td>" if p in by_size else "<td>–</td>" for p in range(1, top + 1))
-        h.append(f"<td>{curve.recommended if curve.recommended is not None else '–'}</td></tr>")
+        recommended = "unclear (busy host)" if curve.busy else curve.recommended
+        h.append(f"<td>{recommended if recommended is not None else '–'}</td></tr>")
     h.append("</tbody></table>")
     return "".join(h)
 
@@ -94,6 +98,12 @@ def scaling_section(curves: Sequence[tuple[str, PoolCurve]], *, plots: bool | No
          "<p>Throughput in million loop iterations per second, by number of worker processes. "
          "More workers stop paying at the knee; the recommended count is the fewest workers "
          "within 5 % of the best.</p>"]
+    busy = [lane for lane, curve in curves if curve.busy]
+    if busy:
+        h.append(f"<p class=hint>Measured on a busy host (other lanes ran beside it, so each worker had "
+                 f"less than {BUSY_SHARE:.0%} of a CPU): {escape(', '.join(busy))}. These curves understate "
+                 "scaling. Run the lanes one at a time (<code>parallel: 1</code>) or one per machine for "
+                 "clean curves.</p>")
     if plots is None:
         plots = have_matplotlib()
     if plots:
