@@ -44,6 +44,16 @@ def test_pool_sizes_go_to_twice_the_cpus() -> None:
     assert perf.pool_sizes(0) == [1, 2]
 
 
+def test_pool_sizes_on_big_machines_are_spread() -> None:
+    sizes = perf.pool_sizes(64)
+    assert sizes[:2] == [1, 2] and sizes[-1] == 128 and 64 in sizes
+    assert len(sizes) <= perf.MAX_POOL_SIZES + 2 and sizes == sorted(set(sizes))
+    assert perf.pool_sizes(12)[:2] == [1, 2] and 12 in perf.pool_sizes(12)
+    # the knee logic works on uneven steps: gains are per added worker
+    throughput = [min(p, 64) * 10.0 for p in sizes]
+    assert perf.scaling_knee(sizes, throughput) == 64
+
+
 def test_pool_work_fits_the_budget() -> None:
     # 2 CPUs: sizes 1..4 cost 1 + 1 + 1.5 + 2 = 5.5 tasks' time per wave round
     iterations = perf.pool_unit_iterations(20e6, 2, budget_s=1.5, waves=3)
@@ -166,7 +176,7 @@ def test_pool_probe_records_its_curve() -> None:
     m = ctx.metrics
     cpus = perf.usable_cpus()
     assert m["pool_sizes"] == [float(p) for p in perf.pool_sizes(cpus)]
-    assert len(m["throughput_mcos_s"]) == 2 * cpus  # type: ignore[arg-type]
+    assert len(m["throughput_mcos_s"]) == len(perf.pool_sizes(cpus))  # type: ignore[arg-type]
     assert 1 <= int(m["recommended_workers"]) <= int(m["knee"]) <= 2 * cpus  # type: ignore[arg-type]
     assert m["calibration.cpu_s"] >= perf.CALIBRATION_S  # type: ignore[operator]
     assert float(m["per_cpu_mcos_s"]) > 0  # type: ignore[arg-type]

@@ -55,6 +55,7 @@ PROBE_BUDGET_S = {"matmul": 1.0, "pool": 1.0}
 MATMUL_REPS = 3
 MATMUL_N_LIMITS = (32, 3072)  # 3072² float64 = 75 MB a matrix: fine on any CI runner
 POOL_WAVES = 3  # batches per pool size: enough to average out one straggler
+MAX_POOL_SIZES = 16  # pool sizes measured at most (every size on machines up to 8 CPUs)
 MIN_GAIN = 0.10  # a worker "pays" while it adds ≥ 10 % of one worker's throughput
 RECOMMEND_WITHIN = 0.05  # recommend the fewest workers within 5 % of the best
 CALIBRATION_S = 0.05  # CPU seconds a calibration measures (tiny: it is paid in every lane)
@@ -80,9 +81,19 @@ def matmul_size(flops_per_s: float, seconds: float, limits: tuple[int, int] = MA
     return max(limits[0], min(limits[1], int(n)))
 
 
-def pool_sizes(cpus: int) -> list[int]:
-    """1, 2, … 2× the usable CPUs (past the CPU count the curve should be flat: that is the point)."""
-    return list(range(1, 2 * max(1, cpus) + 1))
+def pool_sizes(cpus: int, most: int = MAX_POOL_SIZES) -> list[int]:
+    """1, 2, … 2× the usable CPUs (past the CPU count the curve should be flat: that is the point).
+
+    Every size up to ``most`` sizes (an 8-core M1: 1..16); on bigger machines
+    about ``most`` sizes spread evenly, always with 2 (the first step says the
+    most) and the CPU count itself, so a 64-core runner does not spend its
+    budget on 128 tiny waves.
+    """
+    top = 2 * max(1, cpus)
+    if top <= most:
+        return list(range(1, top + 1))
+    spread = {1 + round(i * (top - 1) / (most - 1)) for i in range(most)}
+    return sorted(spread | {2, max(1, cpus)})
 
 
 def wave_factor(size: int, cpus: int) -> float:
