@@ -374,10 +374,6 @@ def cmd_ci_lanes(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _json_default(value: object) -> str:
-    return str(value)
-
-
 if __name__ == "__main__":
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     sys.exit(main())

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .hostfacts import normalise_arch
 from .suite.result import LaneWarning
 
 OPENMP_LINK = "https://github.com/joblib/threadpoolctl/blob/master/multiple_openmp.md"
@@ -24,14 +25,9 @@ class Finding:
     severity: str = "warning"  # "warning" (the lane still counts) or "problem" (doctor's red flag)
 
 
-def _arch(name: str) -> str:
-    n = (name or "").lower()
-    return {"amd64": "x86_64", "x64": "x86_64", "arm64": "aarch64", "armv8": "aarch64"}.get(n, n)
-
-
 def diagnose(facts: Mapping[str, Any], lock: Mapping[str, str] | None = None) -> list[Finding]:
     out: list[Finding] = []
-    machine = _arch(str(facts.get("machine", "")))
+    machine = normalise_arch(str(facts.get("machine", "")))
     emulation = facts.get("emulation") or {}
 
     if facts.get("translated"):
@@ -56,7 +52,7 @@ def diagnose(facts: Mapping[str, Any], lock: Mapping[str, str] | None = None) ->
         out.append(Finding("emulated", "signs of emulation: " + "; ".join(facts["emulation_evidence"])))
 
     build = facts.get("numpy_build") or {}
-    built_for = _arch(str((build.get("host_machine") or {}).get("cpu", "")))
+    built_for = normalise_arch(str((build.get("host_machine") or {}).get("cpu", "")))
     if built_for and machine and built_for != machine:
         out.append(Finding(
             "numpy-foreign-build",
