@@ -17,8 +17,8 @@ plan``: host, linux-amd64-docker, linux-arm64-docker, linux-x86_64-noavx):
     image) and from the runners' own helpers (``qemu_command``, ``lane_env``,
     ``emulation``), so both sides run the very same environment. What the bare
     side leaves out is exactly archmatrix's overhead: the CLI and host probes,
-    cache checks, one forked child per check, the import checks in clean
-    children, the facts, result files and reports.
+    cache checks, the check server and one forked child per check, the
+    facts, result files and reports.
 (c) cold matrix: a fresh ``--workdir`` (no downloaded or staged wheels, no
     venvs) and no lane images, with the Debian base images cached (a one-time
     build per machine, see docs/docker.md). The Docker lanes run under their

@@ -420,12 +420,23 @@ def test_noise_alone_is_not_evidence() -> None:
     assert verdict == Verdict(Outcome.ERROR, "exited with status 2: real last line")
 
 
-def test_clean_evidence_keeps_the_tail() -> None:
+def test_clean_evidence_keeps_the_head_and_the_tail() -> None:
     text = "".join(f"line {i}\n" for i in range(1000))
     cleaned = clean_evidence(text, limit=50)
-    assert cleaned.startswith("…")
+    assert cleaned.startswith("line 0\n…")  # whole lines of the first quarter
     assert len(cleaned) == 51
     assert cleaned.endswith("line 999\n")
+    # no line longer than a quarter of the limit: the head is empty, the tail the whole limit
+    assert clean_evidence("x" * 100, limit=40) == "…" + "x" * 40
+
+
+def test_clean_evidence_keeps_faulthandlers_innermost_frames_of_a_deep_stack() -> None:
+    frames = "".join(f'  File "/venv/lib/site-packages/pkg/mod{i}.py", line {i} in f{i}\n' for i in range(80))
+    text = ("Fatal Python error: Segmentation fault\n\nCurrent thread 0x7f (most recent call first):\n"
+            '  File "/suite/checks_user.py", line 9 in check_segfault\n' + frames)
+    cleaned = clean_evidence(text, limit=2000)
+    assert "check_segfault" in cleaned and "Fatal Python error: Segmentation fault" in cleaned
+    assert cleaned.endswith("in f79\n")
     assert clean_evidence("short\n", limit=50) == "short\n"
 
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import importlib
 import json
 import signal
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from .registry import (
     select,
 )
 from .result import CheckResult, LaneResult, LaneStatus, save
-from .supervise import DEFAULT_TIMEOUT, run_checks, run_forked
+from .supervise import DEFAULT_TIMEOUT, ChildReport, Stage, run_checks, run_forked
 
 EXIT_OK = 0
 EXIT_CHECKS_FAILED = 1
@@ -60,10 +60,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def collect_facts(args: argparse.Namespace, timeout: float) -> dict[str, Any]:
-    facts = lane_facts.base_facts(args.emulator, args.cpu_model)
-    machine = facts["machine"]
-    report = run_forked(lambda: {"status": "ok", "facts": lane_facts.library_facts(machine)}, timeout)
+def facts_job(machine: str) -> dict[str, Any]:
+    """In a forked child: the facts that need numpy & co."""
+    return {"status": "ok", "facts": lane_facts.library_facts(machine)}
+
+
+def merge_facts(facts: dict[str, Any], report: ChildReport) -> dict[str, Any]:
+    """The stdlib facts plus what the facts child reported, or why it could not."""
     payload = report.payload or {}
     if payload.get("status") == "ok":
         facts.update(payload["facts"])
@@ -76,30 +79,21 @@ def collect_facts(args: argparse.Namespace, timeout: float) -> dict[str, Any]:
     return facts
 
 
-# What the checks import, loaded once by the supervisor after the import
-# checks proved (each in a clean child) that it loads: forked children then
-# start with it imported. Under emulation an import of the stack costs ~10 s,
-# so paying it once per lane instead of once per check is most of a lane's
-# time. OpenBLAS registers pthread_atfork handlers and OpenMP starts its
-# threads lazily, so forking after the import is safe; nothing has computed.
+def collect_facts(args: argparse.Namespace, timeout: float) -> dict[str, Any]:
+    facts = lane_facts.base_facts(args.emulator, args.cpu_model)
+    return merge_facts(facts, run_forked(partial(facts_job, facts["machine"]), timeout))
+
+
+# What the checks import, loaded once by the check server after the import
+# checks passed in it: every check's child then starts with it imported.
+# Under emulation an import of the stack costs seconds, so paying it once
+# per lane instead of once per check is most of a lane's time. OpenBLAS
+# registers pthread_atfork handlers and OpenMP starts its threads lazily, so
+# forking after the import is safe; nothing has computed.
 PRELOAD = (
     "numpy", "numpy.linalg", "scipy.linalg", "sklearn", "sklearn.linear_model", "sklearn.ensemble",
     "sklearn.cluster", "sklearn.decomposition", "sklearn.metrics", "threadpoolctl",
 )
-
-
-def preload_stack(import_results: list[CheckResult]) -> list[str]:
-    """Import the stack into this (supervisor) process if every import check passed."""
-    if not import_results or any(r.outcome.failed for r in import_results):
-        return []  # a broken import stays isolated in each check's own child
-    loaded = []
-    for module in PRELOAD:
-        try:
-            importlib.import_module(module)
-            loaded.append(module)
-        except Exception:  # the checks that need it will say what is wrong
-            break
-    return loaded
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,15 +145,23 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM (docker stop, a CI cancel) ends the run like Ctrl-C: the
     # current check's child is killed and what finished is kept.
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    def after_imports(import_results: list[CheckResult]) -> None:
-        if not args.no_preload:
-            loaded = preload_stack(import_results)
-            if loaded and not args.quiet:
-                print(f"[{args.lane}] preloaded {', '.join(loaded)}", file=sys.stderr, flush=True)
-        if not args.quiet:
-            print(f"[{args.lane}] collecting facts", file=sys.stderr, flush=True)
-        result.facts = collect_facts(args, args.timeout)
+    base = lane_facts.base_facts(args.emulator, args.cpu_model)
+
+    # How the checks ran, recorded with the facts: a lane that was slow
+    # because its check server stopped early says why.
+    server: dict[str, Any] = {"used": not args.no_preload, "preloaded": []}
+
+    def on_facts(report: ChildReport, preloaded: list[str]) -> None:
+        if preloaded and not args.quiet:
+            print(f"[{args.lane}] preloaded {', '.join(preloaded)}", file=sys.stderr, flush=True)
+        server["preloaded"] = preloaded
+        result.facts = {**merge_facts(dict(base), report), "check_server": server}
         save_now()
+
+    def notice(message: str) -> None:
+        server["stopped"] = message
+        if not args.quiet:
+            print(f"[{args.lane}] {message}", file=sys.stderr, flush=True)
 
     try:
         run_checks(
@@ -169,10 +171,10 @@ def main(argv: list[str] | None = None) -> int:
             timeouts={k: float(v) for k, v in (spec.get("timeouts") or {}).items()},
             progress=progress,
             on_result=on_result,
-            preload=after_imports,
+            stage=Stage(partial(facts_job, base["machine"]), on_facts, args.timeout),
+            preload=None if args.no_preload else PRELOAD,
+            notice=notice,
         )
-        if not result.facts:  # only import checks were selected
-            after_imports([])
     except KeyboardInterrupt:
         result.reason = "interrupted before every check ran"
         save_now()

@@ -127,11 +127,20 @@ def _short_module_list(m: re.Match[str]) -> str:
 
 
 def clean_evidence(text: str, limit: int = 4000) -> str:
-    """Drop emulator noise and keep the tail that explains the failure."""
+    """Drop emulator noise; keep the head and the tail, which explain the failure.
+
+    The tail holds the last words (qemu's "uncaught target signal", an
+    exception); the head holds the first ones (the loader's error,
+    "Fatal Python error: …" and, since faulthandler prints the most recent
+    call first, the check's own frames). Deep stacks lose their middle.
+    """
     text = NOISE.sub("", text)
     text = EXTENSION_MODULES.sub(_short_module_list, text)
     if len(text) > limit:
-        text = "…" + text[-limit:]
+        # a quarter for the head, cut at a line's end
+        head = text[: limit // 4]
+        head = head[: head.rfind("\n") + 1]
+        text = head + "…" + text[len(head) - limit :]
     return text
 
 
