@@ -58,6 +58,9 @@ def _add_dirs(p: argparse.ArgumentParser) -> None:
 def _add_probes(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-probes", action="store_true",
                    help="leave out the performance probes (perf.*) for a quicker run")
+    # a workflow that fans lanes out to jobs annotates once, in the job that collects them
+    p.add_argument("--no-annotations", action="store_true",
+                   help="in GitHub Actions, print no ::error annotations (the job summary is still written)")
 
 
 def _add_own_packages(p: argparse.ArgumentParser) -> None:
@@ -225,7 +228,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     matrix = outcome.matrix
     paths = write_all(matrix, args.results)
     print(terminal.render(matrix))
-    for line in github.publish(matrix):
+    for line in github.publish(matrix, annotate=not args.no_annotations):
         print(line)
     print("reports: " + ", ".join(str(p) for p in paths.values()), file=sys.stderr)
     if outcome.interrupted:

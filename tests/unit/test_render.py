@@ -401,6 +401,14 @@ def test_publish_outside_actions_does_nothing(tmp_path: Path) -> None:
     assert github.publish(sample_matrix(), env={"GITHUB_ACTIONS": "true"})
 
 
+def test_publish_without_annotations_still_writes_the_summary(tmp_path: Path) -> None:
+    summary = tmp_path / "step_summary.md"
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary)}
+    assert github.error_annotations(sample_matrix())  # there is something to leave out
+    assert github.publish(sample_matrix(), env=env, annotate=False) == []
+    assert "### archmatrix" in summary.read_text(encoding="utf-8")
+
+
 # ---------------------------------------------------------------- matrix: drift, exit codes, loading
 
 

@@ -127,6 +127,16 @@ def test_each_lane_job_runs_its_nox_session_and_uploads_its_result() -> None:
 
 
 @pytest.mark.parametrize("name", ["matrix.yml", "archmatrix.yml"])
+def test_failing_cells_are_annotated_once_by_the_collect_job(name: str) -> None:
+    jobs = workflow(name)["jobs"]
+    lane_runs = [line for s in steps(jobs["lane"]) for line in s.get("run", "").splitlines()
+                 if re.search(r'\blane\b.*\$LANE', line)]
+    assert lane_runs and all("--no-annotations" in line for line in lane_runs)
+    collect_runs = "\n".join(s.get("run", "") for s in steps(jobs["collect"]))
+    assert "report" in collect_runs and "--no-annotations" not in collect_runs
+
+
+@pytest.mark.parametrize("name", ["matrix.yml", "archmatrix.yml"])
 def test_collect_downloads_what_the_lanes_upload_and_reports(name: str) -> None:
     jobs = workflow(name)["jobs"]
     upload = uses(jobs["lane"], "actions/upload-artifact")

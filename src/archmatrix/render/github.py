@@ -29,7 +29,7 @@ def error_annotations(matrix: Matrix) -> list[str]:
     return lines
 
 
-def publish(matrix: Matrix, env: Mapping[str, str] | None = None) -> list[str]:
+def publish(matrix: Matrix, env: Mapping[str, str] | None = None, *, annotate: bool = True) -> list[str]:
     """When running in Actions: append the summary and return the annotation lines to print."""
     env = os.environ if env is None else env
     if env.get("GITHUB_ACTIONS") != "true":
@@ -38,4 +38,4 @@ def publish(matrix: Matrix, env: Mapping[str, str] | None = None) -> list[str]:
     if summary:
         with Path(summary).open("a", encoding="utf-8") as fh:
             fh.write(markdown.render(matrix) + "\n")
-    return error_annotations(matrix)
+    return error_annotations(matrix) if annotate else []
