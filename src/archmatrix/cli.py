@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -169,7 +170,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging(args.verbose)
     try:
         if args.command in ("matrix", "lane"):
-            return cmd_matrix(args)
+            # SIGTERM (a CI cancel, `kill`) ends a run as Ctrl-C does: every
+            # running lane is interrupted and keeps what it finished.
+            previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+            try:
+                return cmd_matrix(args)
+            finally:
+                signal.signal(signal.SIGTERM, previous)
         if args.command == "report":
             return cmd_report(args)
         if args.command == "plan":
@@ -200,6 +207,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("archmatrix: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     raise AssertionError(args.command)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _setup_logging(verbose: bool) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import shlex
+import signal
 import subprocess
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -65,6 +66,7 @@ def run(
     capture: bool = True,
     input: str | None = None,
     on_line: Callable[[str], None] | None = None,
+    on_start: Callable[[subprocess.Popen[str]], None] | None = None,
 ) -> Completed:
     """Run ``argv`` and return its exit status and output.
 
@@ -73,14 +75,16 @@ def run(
     With ``capture=False`` output goes to this process's own stdout/stderr
     (for long builds whose progress the user should see). ``on_line`` is
     called with each line of stderr as it arrives (progress of a lane),
-    while stderr is still captured whole.
+    while stderr is still captured whole; ``on_start`` then receives the
+    running process (to signal it from another thread on Ctrl-C).
     """
     args = [os.fspath(a) for a in argv]
     if not args:
         raise ValueError("run() needs a non-empty command")
     log.info("$ %s", shlex.join(args))
     if on_line is not None:
-        return _run_streaming(args, env=env, cwd=cwd, timeout=timeout, check=check, on_line=on_line)
+        return _run_streaming(args, env=env, cwd=cwd, timeout=timeout, check=check, on_line=on_line,
+                              on_start=on_start)
     try:
         proc = subprocess.run(
             args,
@@ -127,6 +131,7 @@ def _run_streaming(
     timeout: float | None,
     check: bool,
     on_line: Callable[[str], None],
+    on_start: Callable[[subprocess.Popen[str]], None] | None,
 ) -> Completed:
     try:
         proc = subprocess.Popen(
@@ -143,6 +148,8 @@ def _run_streaming(
         raise CommandError(args, f"command not found ({exc.filename})") from exc
     except OSError as exc:
         raise CommandError(args, f"could not start ({exc.strerror})", stderr=str(exc)) from exc
+    if on_start is not None:
+        on_start(proc)
     out_chunks: list[str] = []
     err_lines: list[str] = []
     assert proc.stdout is not None and proc.stderr is not None
@@ -185,6 +192,13 @@ def _run_streaming(
             stdout=result.stdout, stderr=result.stderr,
         )
     return result
+
+
+def interrupt(proc: subprocess.Popen[str]) -> None:
+    """Send SIGINT to a process ``run`` started (via ``on_start``), if it is still running."""
+    if proc.poll() is None:
+        log.info("interrupting pid %d: %s", proc.pid, proc.args)
+        proc.send_signal(signal.SIGINT)
 
 
 def _text(data: bytes | str | None) -> str:

@@ -121,10 +121,12 @@ def run_matrix(
         progress.say("matrix", f"running {len(runnable)} lane(s), {workers} at a time")
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lane")
         futures: dict[Future[LaneResult], PlannedLane] = {}
+        jobs: dict[Future[LaneResult], LaneJob] = {}
         for p in runnable:
             job = LaneJob(config=config, lane=p.lane, host=host, workdir=workdir,
                           out=results_dir / f"{p.lane.id}.json", progress=progress.for_lane(p.lane.id))
-            futures[pool.submit(_announced, job, progress)] = p
+            fut = pool.submit(_announced, job, progress)
+            futures[fut], jobs[fut] = p, job
         try:
             pending = set(futures)
             while pending:
@@ -136,8 +138,13 @@ def run_matrix(
             interrupted = True
             progress.say("matrix", "interrupted: keeping the lanes that finished")
             pool.shutdown(wait=False, cancel_futures=True)
-            # lanes already running saw SIGINT too; give them a moment to save
-            wait([f for f in futures if f.running()], timeout=15)
+            # A terminal's Ctrl-C reached the lanes' processes too, but not a
+            # container, nor anything when only archmatrix was signalled: tell
+            # every running lane, then give them a moment to save.
+            running = [f for f in futures if f.running()]
+            for fut in running:
+                jobs[fut].abort()
+            wait(running, timeout=15)
             for fut, p in futures.items():
                 if fut.cancelled():  # never started: any file there is an old run's
                     results[p.lane.id] = _interrupted(p)

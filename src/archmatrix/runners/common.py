@@ -20,10 +20,11 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from .. import suite as suite_pkg
-from ..command import CommandError, run
+from ..command import CommandError, interrupt, run
 from ..findings import lane_warnings
 from ..suite.classify import classify, clean_evidence
 from ..suite.outcomes import Outcome
@@ -204,6 +205,10 @@ def execute_suite(
             check=False,
             timeout=timeout,
             on_line=lambda line: job.progress(line.split("] ", 1)[-1]),
+            # Ctrl-C reaches the suite through the terminal's process group,
+            # but not a `kill -INT` of archmatrix alone, nor a SIGTERM: the
+            # matrix then interrupts it itself, and the suite saves what it finished.
+            on_start=lambda proc: job.aborts.append(partial(interrupt, proc)),
         )
         returncode, output = done.returncode, done.stdout + done.stderr
     except CommandError as exc:
