@@ -172,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in ("matrix", "lane"):
             # SIGTERM (a CI cancel, `kill`) ends a run as Ctrl-C does: every
             # running lane is interrupted and keeps what it finished.
-            previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+            previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
             try:
                 return cmd_matrix(args)
             finally:
@@ -207,10 +207,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("archmatrix: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     raise AssertionError(args.command)
-
-
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def _setup_logging(verbose: bool) -> None:

@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # SIGTERM (docker stop, a CI cancel) ends the run like Ctrl-C: the
     # current check's child is killed and what finished is kept.
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     base = lane_facts.base_facts(args.emulator, args.cpu_model)
 
     # How the checks ran, recorded with the facts: a lane that was slow
@@ -186,10 +186,6 @@ def main(argv: list[str] | None = None) -> int:
         print()
     failed = any(c.outcome.failed for c in result.checks)
     return EXIT_CHECKS_FAILED if failed else EXIT_OK
-
-
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

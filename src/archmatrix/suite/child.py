@@ -253,14 +253,14 @@ def output_to(stdout: BinaryIO, stderr: BinaryIO) -> Iterator[None]:
 def run_here(chk: Check, ctx: CheckContext, stdout: BinaryIO, stderr: BinaryIO) -> ChildReport:
     """Run a check in this process, its output in two files, reported like a child.
 
-    The report round-trips through JSON as a child's does, so numpy values in
-    its metrics become plain numbers either way. Closes both files.
+    Its metrics may still hold numpy values: whoever sends the report on
+    encodes them (``jsonable``), as a child's are. Closes both files.
     """
     start = time.monotonic()
     with output_to(stdout, stderr):
         payload = run_check_body(chk, ctx)
     return ChildReport(
-        payload=json.loads(json.dumps(payload, default=jsonable)),
+        payload=payload,
         returncode=0,
         stdout=read_tail(stdout),
         stderr=read_tail(stderr),

@@ -53,8 +53,11 @@ from .registry import Check, CheckContext
 # the supervisor counts the server itself as hung (the server kills a child
 # at its limit; this only guards against the server not doing so).
 GRACE_S = 30.0
-# Statuses of an import check after which the server goes on serving.
-GOOD = ("ok", "skipped")
+
+
+def passed(report: ChildReport) -> bool:
+    """Whether the server goes on serving after this import check (both sides ask)."""
+    return (report.payload or {}).get("status") in ("ok", "skipped")
 
 
 @dataclass(frozen=True)
@@ -153,7 +156,7 @@ def _serve(
             with open(out_path, "w+b") as out, open(err_path, "w+b") as err:
                 report = run_here(chk, context_factory(), out, err)
             send(event="report", index=index, report=report.to_dict())
-            if (report.payload or {}).get("status") not in GOOD:
+            if not passed(report):
                 return  # the supervisor runs the rest, each in a clean child
             continue
         if not staged:
@@ -274,7 +277,7 @@ class _Session:
             report = ChildReport.from_dict(message["report"])
             self.record(index, report)
             self.next_index, self.running = index + 1, None
-            if self.checks[index].group == "import" and (report.payload or {}).get("status") not in GOOD:
+            if self.checks[index].group == "import" and not passed(report):
                 self.fallback = f"{self.checks[index].id} did not pass"
         elif event == "stage" and self.stage is not None:
             self.staged = True

@@ -153,10 +153,14 @@ def run_checks(
         chk = checks[index]
         if not staged and chk.group != "import":
             staged = True
-            assert stage is not None
-            stage.on_job(run_forked(stage.job, stage.timeout), [])
+            _run_stage(stage)
         record(index, run_forked(partial(run_check_body, chk, context_factory()), limits[index]))
     if not staged:  # only import checks were selected
-        assert stage is not None
-        stage.on_job(run_forked(stage.job, stage.timeout), [])
+        _run_stage(stage)
     return results
+
+
+def _run_stage(stage: Stage | None) -> None:
+    """The stage's job in a clean child, forked here (nothing preloaded)."""
+    if stage is not None:
+        stage.on_job(run_forked(stage.job, stage.timeout), [])
