@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from archmatrix.command import CommandError, run
+from archmatrix.hostfacts import BINFMT_DIR
+from archmatrix.suite import arch as arch_mod
 
 if TYPE_CHECKING:  # the SDK is imported lazily: pure helpers must not need it
     from docker import DockerClient
@@ -51,10 +53,10 @@ DEFAULT_PACKAGES: tuple[str, ...] = ("python3",)
 VARIANT = "minbase"
 REPOSITORY = "archmatrix-base"
 
-# Docker platform -> (Debian architecture, kernel machine name).
+# Docker platform -> (Debian architecture, kernel machine name), for the
+# architectures the lanes use.
 PLATFORMS: dict[str, tuple[str, str]] = {
-    "linux/amd64": ("amd64", "x86_64"),
-    "linux/arm64": ("arm64", "aarch64"),
+    a.docker_platform: (a.docker, a.name) for a in (arch_mod.X86_64, arch_mod.AARCH64)
 }
 
 # Modules the lanes rely on (numpy uses ctypes, joblib multiprocessing and the
@@ -68,7 +70,6 @@ SMOKE_TEST = (
 
 APT_SOURCES_LIST = Path("/etc/apt/sources.list")
 APT_SOURCES_DIR = Path("/etc/apt/sources.list.d")
-BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 SETUP_HINT = "run: sudo ci/setup-linux-host.sh"
 
 DEBOOTSTRAP_TIMEOUT = 45 * 60  # arm64 under QEMU takes minutes on 2 cores

@@ -2,97 +2,37 @@
 
 Every error is one line that names the file, the line and column where
 YAML knows them, and the key path: a syntax error, an unknown key (with
-"perhaps you meant …?"), a value of the wrong type, an unknown runner.
-Validation produces frozen values; nothing else reads the raw YAML.
+"perhaps you meant …?"), a value of the wrong type, an unknown runner, an
+option value the lane's runner cannot use. Validation produces the frozen
+values of :mod:`archmatrix.model`, each lane resolved through its runner into
+a :class:`~archmatrix.model.LaneTarget`; nothing else reads the raw YAML.
 """
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from . import resources
+from .errors import ConfigError
+from .model import ChecksConfig, LaneConfig, Lock, MatrixConfig
+from .model import suggest as _suggest
 from .profiles import DEFAULT_PROFILES, CpuProfile
+from .runners import RUNNERS, OptionError, Runner
 from .suite.registry import DEFAULT_TOLERANCES, Tolerance
 
 DEFAULT_CONFIG = Path("ci/matrix.yaml")
+# The default matrix shipped with the package (ci/matrix.yaml is a link to
+# it): what `archmatrix matrix` runs where there is no ci/matrix.yaml, and the
+# lanes `archmatrix audit` predicts for without a configuration.
+PACKAGED_CONFIG = "matrix.yaml"
 LANE_ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 Position = tuple[int, int]  # 1-based line, column
-
-
-class ConfigError(Exception):
-    """A configuration problem, already phrased for the user (file:line:col: path: what)."""
-
-
-@dataclass(frozen=True)
-class Lock:
-    python: str
-    packages: Mapping[str, str]
-    wheels: tuple[str, ...] = ()  # local wheel files or directories (bring your own package)
-
-    # The names wheels.stage_site_packages expects of a lock.
-    @property
-    def python_version(self) -> str:
-        return self.python
-
-    @property
-    def requirements(self) -> Mapping[str, str]:
-        return self.packages
-
-
-@dataclass(frozen=True)
-class ChecksConfig:
-    select: tuple[str, ...] = ("*",)
-    exclude: tuple[str, ...] = ()  # patterns left out after select (e.g. "perf.*": no probes)
-    user_modules: tuple[str, ...] = ()
-    timeout: float = 180.0
-    timeouts: Mapping[str, float] = field(default_factory=dict)
-    tolerances: Mapping[str, Tolerance] = field(default_factory=lambda: dict(DEFAULT_TOLERANCES))
-    drift_rtol: float = 1e-6
-
-    def suite_spec(self) -> dict[str, Any]:
-        """What the lane-side suite needs, as JSON-able data (its ``--spec``)."""
-        return {
-            "checks": list(self.select),
-            "exclude": list(self.exclude),
-            "user_checks": list(self.user_modules),
-            "timeouts": dict(self.timeouts),
-            "tolerances": {k: {"rtol": t.rtol, "atol": t.atol} for k, t in self.tolerances.items()},
-        }
-
-
-@dataclass(frozen=True)
-class LaneConfig:
-    id: str
-    runner: str
-    required: bool = True
-    options: Mapping[str, Any] = field(default_factory=dict)
-    # options.cpu_profile resolved against the config's cpu_profiles, so a
-    # runner's (pure) availability sees custom profiles without the whole config
-    cpu_profile: CpuProfile | None = None
-
-
-@dataclass(frozen=True)
-class MatrixConfig:
-    path: Path
-    lock: Lock
-    checks: ChecksConfig
-    lanes: tuple[LaneConfig, ...]
-    parallel: int | None = None  # lanes at once; None: by the host's cores
-    cpu_profiles: Mapping[str, CpuProfile] = field(default_factory=lambda: dict(DEFAULT_PROFILES))
-
-    def lane(self, lane_id: str) -> LaneConfig:
-        for lane in self.lanes:
-            if lane.id == lane_id:
-                return lane
-        raise ConfigError(
-            f"{self.path}: no lane {lane_id!r}{_suggest(lane_id, [ln.id for ln in self.lanes])}"
-        )
 
 
 # ---------------------------------------------------------------- validation
@@ -150,11 +90,6 @@ def _dotted(path: Sequence[str | int]) -> str:
     for part in path:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
     return out
-
-
-def _suggest(word: str, options: Sequence[str]) -> str:
-    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
-    return f" (perhaps you meant {close[0]!r}?)" if close else ""
 
 
 _TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
@@ -262,9 +197,9 @@ def _nonneg(doc: _Doc, path: tuple[str | int, ...], value: Any) -> float:
     return number
 
 
-def _lanes(doc: _Doc, value: Any) -> tuple[LaneConfig, ...]:
-    from .runners import RUNNERS
-
+def _lanes(
+    doc: _Doc, value: Any, runners: Mapping[str, Runner], profiles: Mapping[str, CpuProfile]
+) -> tuple[LaneConfig, ...]:
     items = _expect(doc, ("lanes",), value, list)
     if not items:
         raise doc.error(("lanes",), "the matrix needs at least one lane")
@@ -279,20 +214,55 @@ def _lanes(doc: _Doc, value: Any) -> tuple[LaneConfig, ...]:
         if lane_id in seen:
             raise doc.error((*p, "id"), f"lane {lane_id!r} is listed twice")
         seen.add(lane_id)
-        runner = _expect(doc, (*p, "runner"), data["runner"], str)
-        if runner not in RUNNERS:
-            raise doc.error((*p, "runner"), f"unknown runner {runner!r}{_suggest(runner, list(RUNNERS))}; "
-                                            f"runners: {', '.join(sorted(RUNNERS))}")
-        spec = RUNNERS[runner].options
-        raw_opts = _mapping(doc, (*p, "options"), data.get("options", {}), list(spec))
-        options = {key: _expect(doc, (*p, "options", key), val, spec[key]) for key, val in raw_opts.items()}
-        lanes.append(LaneConfig(
+        runner_name = _expect(doc, (*p, "runner"), data["runner"], str)
+        if runner_name not in runners:
+            raise doc.error((*p, "runner"),
+                            f"unknown runner {runner_name!r}{_suggest(runner_name, list(runners))}; "
+                            f"runners: {', '.join(sorted(runners))}")
+        runner = runners[runner_name]
+        options = _options(doc, (*p, "options"), data.get("options", {}), runner)
+        lane = LaneConfig(
             id=lane_id,
-            runner=runner,
+            runner=runner_name,
             required=_expect(doc, (*p, "required"), data.get("required", True), bool),
             options=options,
-        ))
+            cpu_profile=_profile(doc, (*p, "options", "cpu_profile"), options.get("cpu_profile"), profiles),
+        )
+        try:
+            lanes.append(replace(lane, target=runner.resolve(lane)))
+        except OptionError as exc:
+            raise doc.error((*p, "options", exc.key), str(exc)) from None
     return tuple(lanes)
+
+
+def _options(doc: _Doc, path: tuple[str | int, ...], value: Any, runner: Runner) -> dict[str, Any]:
+    """A lane's options checked against its runner's schema: known keys, types, allowed values, required."""
+    schema = runner.options
+    raw = _mapping(doc, path, value, list(schema))
+    options: dict[str, Any] = {}
+    for key, val in raw.items():
+        option = schema[key]
+        options[key] = _expect(doc, (*path, key), val, option.type)
+        if option.choices and options[key] not in option.choices:
+            found = options[key]
+            raise doc.error((*path, key), f"expected one of {', '.join(map(str, option.choices))}, "
+                                          f"found {found!r}{_suggest(str(found), option.choices)}")
+    for key, option in schema.items():
+        if option.required and key not in options:
+            raise doc.error(path, f"the {runner.name} runner needs options.{key}"
+                                  + (f" (one of {', '.join(option.choices)})" if option.choices else ""))
+    return options
+
+
+def _profile(
+    doc: _Doc, path: tuple[str | int, ...], name: Any, profiles: Mapping[str, CpuProfile]
+) -> CpuProfile | None:
+    if name is None:
+        return None
+    if name not in profiles:
+        raise doc.error(path, f"unknown CPU profile {name!r}{_suggest(str(name), list(profiles))}; "
+                              f"profiles: {', '.join(profiles)}")
+    return profiles[name]
 
 
 def _profiles(doc: _Doc, value: Any) -> dict[str, CpuProfile]:
@@ -311,22 +281,12 @@ def _profiles(doc: _Doc, value: Any) -> dict[str, CpuProfile]:
     return profiles
 
 
-def _check_profiles(
-    doc: _Doc, lanes: Sequence[LaneConfig], profiles: Mapping[str, CpuProfile]
-) -> tuple[LaneConfig, ...]:
-    resolved = []
-    for i, lane in enumerate(lanes):
-        name = lane.options.get("cpu_profile")
-        if name is not None and name not in profiles:
-            raise doc.error(("lanes", i, "options", "cpu_profile"),
-                            f"unknown CPU profile {name!r}{_suggest(name, list(profiles))}; "
-                            f"profiles: {', '.join(profiles)}")
-        resolved.append(replace(lane, cpu_profile=profiles[name]) if name is not None else lane)
-    return tuple(resolved)
+def parse(text: str, path: Path, runners: Mapping[str, Runner] | None = None) -> MatrixConfig:
+    """Validate configuration text (``path`` is only used in messages and relative paths).
 
-
-def parse(text: str, path: Path) -> MatrixConfig:
-    """Validate configuration text (``path`` is only used in messages and relative paths)."""
+    ``runners``: the registry lanes name their runner from (default :data:`~archmatrix.runners.RUNNERS`).
+    """
+    runners = RUNNERS if runners is None else runners
     doc = _Doc(path, text)
     data = _mapping(doc, (), doc.data if doc.data is not None else {},
                     ("lock", "checks", "lanes", "parallel", "cpu_profiles"), ("lock", "lanes"))
@@ -336,7 +296,7 @@ def parse(text: str, path: Path) -> MatrixConfig:
         if parallel < 1:
             raise doc.error(("parallel",), f"expected 1 or more, found {parallel}")
     profiles = _profiles(doc, data.get("cpu_profiles", {}))
-    lanes = _check_profiles(doc, _lanes(doc, data["lanes"]), profiles)
+    lanes = _lanes(doc, data["lanes"], runners, profiles)
     return MatrixConfig(
         path=path,
         lock=_lock(doc, data["lock"]),
@@ -357,11 +317,34 @@ def without_probes(config: MatrixConfig) -> MatrixConfig:
     return replace(config, checks=replace(config.checks, exclude=(*config.checks.exclude, PROBE_PATTERN)))
 
 
-def load(path: Path = DEFAULT_CONFIG) -> MatrixConfig:
+def load(path: Path = DEFAULT_CONFIG, runners: Mapping[str, Runner] | None = None) -> MatrixConfig:
+    """The configuration at ``path``; the default path where it does not exist (outside a checkout)
+    gives the matrix shipped with archmatrix."""
+    if path == DEFAULT_CONFIG and not path.exists():
+        return packaged_default(runners)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such configuration file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read ({exc})") from None
-    return parse(text, path)
+    return parse(text, path, runners)
+
+
+def packaged_default(runners: Mapping[str, Runner] | None = None) -> MatrixConfig:
+    """The default matrix shipped with archmatrix (the default lanes), wherever it runs."""
+    return parse(resources.read_text(PACKAGED_CONFIG), Path(f"<archmatrix>/{PACKAGED_CONFIG}"), runners)
+
+
+__all__ = [
+    "DEFAULT_CONFIG",
+    "ChecksConfig",
+    "ConfigError",
+    "LaneConfig",
+    "Lock",
+    "MatrixConfig",
+    "load",
+    "packaged_default",
+    "parse",
+    "without_probes",
+]

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .command import CommandError, run
+from .suite import arch as arch_mod
 
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 # Where python.org's universal2 installer and Homebrew on Intel put interpreters.
@@ -61,9 +62,49 @@ class HostFacts:
         return self.system == "Darwin"
 
 
-def normalise_arch(machine: str) -> str:
-    m = machine.lower()
-    return {"amd64": "x86_64", "x64": "x86_64", "arm64": "aarch64", "armv8": "aarch64"}.get(m, m)
+normalise_arch = arch_mod.normalise  # every tool's name for an architecture → the canonical one
+
+
+def system() -> str:
+    return platform.system()
+
+
+def machine() -> str:
+    return platform.machine()
+
+
+def sysctl(name: str) -> str:
+    """A macOS sysctl value as text; empty when there is none (or no sysctl)."""
+    try:
+        return run(["sysctl", "-n", name], timeout=10, check=False).stdout.strip()
+    except CommandError:
+        return ""
+
+
+def process_translated() -> bool:
+    """This process runs under Rosetta 2 (macOS ``sysctl.proc_translated``)."""
+    return sysctl("sysctl.proc_translated") == "1"
+
+
+def cpu_flags(system_name: str, cpuinfo: str | None = None) -> list[str]:
+    """The CPU's feature flags as the kernel names them (``avx2``, ``sve``, …); empty when unknown.
+
+    Linux: /proc/cpuinfo (or ``cpuinfo`` when given), the truth for a native
+    process. macOS on Intel: the machdep.cpu sysctls, in Linux's spelling.
+    """
+    if system_name.lower() == "darwin":
+        features = f"{sysctl('machdep.cpu.features')} {sysctl('machdep.cpu.leaf7_features')}".lower()
+        return features.replace(".", "_").split()
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
+        except OSError:
+            cpuinfo = ""
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features"):
+            return value.split()
+    return []
 
 
 def detect(*, check_docker: bool = True) -> HostFacts:
@@ -92,11 +133,8 @@ def detect(*, check_docker: bool = True) -> HostFacts:
 def _apple_silicon() -> bool:
     # platform.machine() says x86_64 when *this* Python runs under Rosetta;
     # the hardware question is sysctl hw.optional.arm64.
-    try:
-        out = run(["sysctl", "-n", "hw.optional.arm64"], timeout=10, check=False).stdout
-    except CommandError:
-        return platform.machine() == "arm64"
-    return out.strip() == "1"
+    answer = sysctl("hw.optional.arm64")
+    return answer == "1" if answer else platform.machine() == "arm64"
 
 
 def _rosetta_installed() -> bool:

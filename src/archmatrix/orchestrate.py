@@ -13,17 +13,17 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
 from . import matrix as matrix_mod
-from .config import MatrixConfig
 from .hostfacts import HostFacts
+from .model import MatrixConfig
 from .plan import PlannedLane, parallelism, plan
-from .runners import RUNNERS, LaneInfraError, LaneJob
+from .runners import RUNNERS, LaneInfraError, LaneJob, Runner
 from .suite.result import LaneResult, LaneStatus, ResultFileError, load, save
 
 log = logging.getLogger("archmatrix")
@@ -60,9 +60,9 @@ def skipped_result(p: PlannedLane) -> LaneResult:
     )
 
 
-def run_lane(job: LaneJob) -> LaneResult:
+def run_lane(job: LaneJob, runners: Mapping[str, Runner] | None = None) -> LaneResult:
     """Run one lane; whatever goes wrong becomes that lane's result, never an exception."""
-    runner = RUNNERS[job.lane.runner]
+    runner = (RUNNERS if runners is None else runners)[job.lane.runner]
     started = time.monotonic()
     try:
         result = runner.run(job)
@@ -101,9 +101,11 @@ def run_matrix(
     workdir: Path,
     only: Sequence[str] | None = None,
     progress: Progress | None = None,
+    runners: Mapping[str, Runner] | None = None,
 ) -> RunOutcome:
+    """Plan, run every runnable lane (``runners``: the registry, default RUNNERS), merge."""
     progress = progress or Progress()
-    planned = plan(config, host, only)
+    planned = plan(config, host, only, runners=runners)
     # absolute: paths end up in container bind mounts and .pth files
     results_dir, workdir = results_dir.resolve(), workdir.resolve()
     results_dir.mkdir(parents=True, exist_ok=True)
@@ -125,7 +127,7 @@ def run_matrix(
         for p in runnable:
             job = LaneJob(config=config, lane=p.lane, host=host, workdir=workdir,
                           out=results_dir / f"{p.lane.id}.json", progress=progress.for_lane(p.lane.id))
-            fut = pool.submit(_announced, job, progress)
+            fut = pool.submit(_announced, job, runners)
             futures[fut], jobs[fut] = p, job
         try:
             pending = set(futures)
@@ -163,9 +165,9 @@ def run_matrix(
     return RunOutcome(built, planned, interrupted)
 
 
-def _announced(job: LaneJob, progress: Progress) -> LaneResult:
+def _announced(job: LaneJob, runners: Mapping[str, Runner] | None) -> LaneResult:
     job.progress("starting")
-    result = run_lane(job)
+    result = run_lane(job, runners)
     summary = f"{sum(1 for c in result.checks if not c.outcome.failed)}/{len(result.checks)} checks ok"
     job.progress(f"done: {result.status}, {summary}, {result.duration_s:.0f}s")
     return result

@@ -6,12 +6,13 @@ hand-built :class:`~archmatrix.hostfacts.HostFacts`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from .config import ConfigError, LaneConfig, MatrixConfig
+from .errors import ConfigError
 from .hostfacts import HostFacts
-from .runners import RUNNERS, Availability
+from .model import LaneConfig, MatrixConfig
+from .runners import RUNNERS, Availability, Runner
 
 
 @dataclass(frozen=True)
@@ -24,15 +25,26 @@ class PlannedLane:
         return self.availability.ok
 
 
-def plan(config: MatrixConfig, host: HostFacts, only: Sequence[str] | None = None) -> list[PlannedLane]:
-    """Every configured lane (or just ``only``, in config order), with its availability here."""
+def plan(
+    config: MatrixConfig,
+    host: HostFacts,
+    only: Sequence[str] | None = None,
+    *,
+    runners: Mapping[str, Runner] | None = None,
+) -> list[PlannedLane]:
+    """Every configured lane (or just ``only``, in config order), with its availability here.
+
+    ``runners``: the registry (default :data:`~archmatrix.runners.RUNNERS`), the one the config was
+    parsed with.
+    """
+    runners = RUNNERS if runners is None else runners
     lanes = list(config.lanes)
     if only:
         wanted = [config.lane(lane_id) for lane_id in only]  # unknown ids raise ConfigError
         lanes = [lane for lane in lanes if lane in wanted]
     if not lanes:
         raise ConfigError(f"{config.path}: no lanes selected")
-    return [PlannedLane(lane, RUNNERS[lane.runner].availability(lane, host)) for lane in lanes]
+    return [PlannedLane(lane, runners[lane.runner].availability(lane, host)) for lane in lanes]
 
 
 def parallelism(config: MatrixConfig, host: HostFacts, runnable: int) -> int:

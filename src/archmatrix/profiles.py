@@ -28,5 +28,8 @@ DEFAULT_PROFILES: dict[str, CpuProfile] = {
         CpuProfile("armv8.0", "aarch64", "cortex-a72", "Armv8.0 (Cortex-A72, Raspberry Pi 4): NEON, no SVE"),
         CpuProfile("neoverse-n1", "aarch64", "neoverse-n1", "AWS Graviton 2: Armv8.2, no SVE"),
         CpuProfile("max", "aarch64", "max", "QEMU's most capable aarch64 CPU, with SVE"),
+        # The macos-arm64 lanes' CPU, for predictions; QEMU has no Apple model,
+        # Cortex-A76 is the nearest that, like every Apple chip, lacks SVE.
+        CpuProfile("apple-silicon", "aarch64", "cortex-a76", "Apple silicon (no SVE)"),
     )
 }

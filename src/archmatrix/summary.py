@@ -34,8 +34,9 @@ def how_it_ran(lane: LaneResult) -> str:
     emu = facts.get("emulation") or {}
     runner_facts = facts.get("runner") or {}
     parts = []
-    if lane.runner == "docker":
-        parts.append(f"Docker {runner_facts.get('platform', '')}".strip())
+    # only a container lane's runner records the platform it was started with
+    if runner_facts.get("platform"):
+        parts.append(f"Docker {runner_facts['platform']}")
     if facts.get("translated"):
         parts.append("Rosetta 2")
     if emu.get("emulator"):

@@ -13,28 +13,19 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from .config import LaneConfig, MatrixConfig
-from .runners.qemu import lane_profile
+from .model import GITHUB_LINUX_ARM64 as LINUX_ARM64
+from .model import GITHUB_LINUX_X86_64 as LINUX_X86_64
+from .model import GITHUB_MACOS_ARM64 as MACOS_ARM64
+from .model import LaneConfig, LaneTarget, MatrixConfig
+from .runners import target_of
 
-LINUX_X86_64 = "ubuntu-24.04"
-# GitHub's native arm64 Linux runner: real Arm hardware, so linux/arm64
-# containers run without QEMU.
-LINUX_ARM64 = "ubuntu-24.04-arm"
-# Apple Silicon with Rosetta 2: both macOS lanes.
-MACOS_ARM64 = "macos-14"
+__all__ = ["LINUX_ARM64", "LINUX_X86_64", "MACOS_ARM64", "github_lanes", "parse_lane_list", "runs_on"]
 
 
 def runs_on(lane: LaneConfig, *, linux_arm64: str = LINUX_ARM64) -> str:
-    if lane.runner == "macos":
-        return MACOS_ARM64
-    if lane.runner == "docker":
-        return linux_arm64 if lane.options.get("platform") == "linux/arm64" else LINUX_X86_64
-    if lane.runner == "qemu":
-        # qemu-user runs the host's own environment on another CPU model of
-        # the same architecture, so the host must be that architecture
-        profile = lane_profile(lane)
-        return linux_arm64 if profile is not None and profile.arch == "aarch64" else LINUX_X86_64
-    return LINUX_X86_64
+    """The GitHub runner label for the lane (its target says; ``linux_arm64`` overrides the arm64 label)."""
+    label = (target_of(lane) or LaneTarget()).runs_on
+    return linux_arm64 if label == LINUX_ARM64 else label
 
 
 def github_lanes(
@@ -46,8 +37,9 @@ def github_lanes(
     for lane in lanes:
         entry: dict[str, Any] = {"lane": lane.id, "runner": lane.runner,
                                  "os": runs_on(lane, linux_arm64=linux_arm64)}
-        if lane.runner == "macos" and lane.options.get("arch") == "x86_64" and not lane.options.get("python"):
-            entry["x64_python"] = True  # the job installs an x86_64 Python and points the lane at it
+        target = target_of(lane) or LaneTarget()
+        for step in target.ci_setup:  # e.g. x64_python: the job installs an x86_64 Python for the lane
+            entry[step] = True
         entries.append(entry)
     return entries
 

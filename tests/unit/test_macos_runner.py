@@ -13,7 +13,7 @@ import pytest
 from archmatrix import config
 from archmatrix.config import LaneConfig
 from archmatrix.hostfacts import HostFacts
-from archmatrix.runners import RUNNERS, LaneJob
+from archmatrix.runners import RUNNERS, LaneJob, Option
 from archmatrix.runners.common import suite_args
 from archmatrix.runners.macos import (
     ROSETTA_HINT,
@@ -48,7 +48,8 @@ ROSETTA = LaneConfig("macos-x86_64-rosetta", "macos", required=False, options={"
 
 def test_registered_under_the_name_the_config_uses() -> None:
     assert isinstance(RUNNERS["macos"], MacosRunner)
-    assert MacosRunner.options == {"arch": str, "python": str}
+    assert MacosRunner.options == {"arch": Option(str, choices=("arm64", "x86_64"), required=True),
+                                   "python": Option(str)}
 
 
 def test_arm64_lane_commands_are_native_and_exact() -> None:

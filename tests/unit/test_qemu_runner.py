@@ -16,7 +16,7 @@ from archmatrix import config
 from archmatrix.config import LaneConfig
 from archmatrix.hostfacts import HostFacts
 from archmatrix.profiles import DEFAULT_PROFILES
-from archmatrix.runners import RUNNERS
+from archmatrix.runners import RUNNERS, Option
 from archmatrix.runners.common import CPU_OVERRIDE_VARS, lane_env
 from archmatrix.runners.qemu import (
     QemuRunner,
@@ -38,7 +38,7 @@ NOAVX = LaneConfig("linux-x86_64-noavx", "qemu", options={"cpu_profile": "rosett
 
 def test_registered_with_its_options() -> None:
     assert isinstance(RUNNERS["qemu"], QemuRunner)
-    assert QemuRunner.options == {"cpu_profile": str, "python": str}
+    assert QemuRunner.options == {"cpu_profile": Option(str, required=True), "python": Option(str)}
 
 
 def test_available_on_linux_x86_64_with_qemu_user() -> None:

@@ -2,9 +2,10 @@
 
 A lane is reduced to a :class:`LaneTarget`: the OS and architecture it
 loads binaries for, and the instruction-set extensions its CPU lacks. The
-targets come from the matrix configuration (runner + options + CPU
-profile), so a new lane or CPU profile is configuration here too; only the
-QEMU CPU models' feature sets are a table in this module.
+targets come from each lane's resolved :class:`archmatrix.model.LaneTarget`
+(what its runner says it is), so a new lane, runner or CPU profile is
+configuration here too; only the QEMU CPU models' feature sets are a table in
+this module.
 
 Detection functions take their facts as optional arguments and only probe
 the machine when none are given (the packaging.tags pattern), so tests pass
@@ -14,16 +15,15 @@ a CPU in rather than patching.
 from __future__ import annotations
 
 import enum
-import platform
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Protocol
 
-from ..command import CommandError, run
-from ..config import LaneConfig
-from ..hostfacts import HostFacts, normalise_arch
-from ..profiles import DEFAULT_PROFILES, CpuProfile
+from .. import hostfacts
+from ..hostfacts import HostFacts
+from ..model import QEMU_USER, LaneConfig
+from ..profiles import CpuProfile
+from ..runners import target_of
 from ..suite.outcomes import Outcome
 from .image import OsName
 from .isa import AMX, AVX, AVX2, AVX512, BMI, F16C, FMA, SVE, SVE2, IsaScan
@@ -78,7 +78,6 @@ QEMU_MODEL_MISSING: Mapping[str, frozenset[str]] = {
 _X86_FLAGS = {AVX: ("avx",), AVX2: ("avx2",), FMA: ("fma",), F16C: ("f16c",), BMI: ("bmi1", "bmi2"),
               AVX512: ("avx512f",), AMX: ("amx_tile",)}
 _ARM_FLAGS = {SVE: ("sve",), SVE2: ("sve2",)}
-DOCKER_PLATFORMS = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
 
 
 @dataclass(frozen=True)
@@ -117,43 +116,25 @@ def missing_from_flags(arch: str, flags: Iterable[str]) -> frozenset[str]:
 
 def detect_host_cpu(*, system: str | None = None, machine: str | None = None,
                     cpuinfo: str | None = None) -> HostCpu:
-    """This machine's CPU as the audit needs it. Probes only what is not passed in.
+    """This machine's CPU as the audit needs it. Probes (in :mod:`hostfacts`) only what is not passed in.
 
     On Linux the kernel's /proc/cpuinfo is the truth for a native process (the
     lanes distrust it only inside QEMU, which shows the host's). On macOS,
     Apple silicon has no SVE, and an x86_64 process translated by Rosetta has
     no AVX (the rosetta2 profile).
     """
-    system = (system or platform.system()).lower()
-    arch = normalise_arch(machine or platform.machine())
+    system = (system or hostfacts.system()).lower()
+    arch = hostfacts.normalise_arch(machine or hostfacts.machine())
     if system == "darwin":
         if arch == "aarch64":
             return HostCpu("macos", arch, NO_SVE)
-        if _sysctl("sysctl.proc_translated") == "1":
+        if hostfacts.process_translated():
             return HostCpu("macos", arch, NO_AVX, translated=True)
-        features = f"{_sysctl('machdep.cpu.features')} {_sysctl('machdep.cpu.leaf7_features')}".lower()
-        return HostCpu("macos", arch, missing_from_flags(arch, features.replace(".", "_").split()))
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
-        except OSError:
-            cpuinfo = ""
-    flags: list[str] = []
-    for line in cpuinfo.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip().lower() in ("flags", "features"):
-            flags = value.split()
-            break
+        return HostCpu("macos", arch, missing_from_flags(arch, hostfacts.cpu_flags(system, cpuinfo)))
+    flags = hostfacts.cpu_flags(system, cpuinfo)
     if not flags:  # nothing to go on: assume the CPU has everything rather than cry wolf
         return HostCpu(system, arch, frozenset())
     return HostCpu(system, arch, missing_from_flags(arch, flags))
-
-
-def _sysctl(name: str) -> str:
-    try:
-        return run(["sysctl", "-n", name], timeout=10, check=False).stdout.strip()
-    except CommandError:
-        return ""
 
 
 def _host_os(cpu: HostCpu) -> OsName:
@@ -168,38 +149,29 @@ def _model(model: str, profile: CpuProfile | None = None) -> tuple[frozenset[str
 
 
 def lane_target(lane: LaneConfig, host: HostCpu, *, docker_arch: str | None = None) -> LaneTarget | None:
-    """What ``lane`` loads binaries for and which extensions its CPU lacks; None for an unknown runner.
+    """What ``lane`` loads binaries for and which extensions its CPU lacks; None for a lane with no target.
 
-    ``docker_arch`` is the Docker engine's own architecture when known (it
-    decides whether a container is emulated); the host's otherwise.
+    Read from the lane's resolved target. ``docker_arch`` is the Docker
+    engine's own architecture when known (it decides whether a container is
+    emulated); the host's otherwise.
     """
-    profile = lane.cpu_profile or DEFAULT_PROFILES.get(str(lane.options.get("cpu_profile", "")))
-    if lane.runner == "venv":
+    target = target_of(lane)
+    if target is None:
+        return None
+    if target.arch is None:  # the host as it is
         return LaneTarget(lane.id, _host_os(host), host.arch, host.missing, "this host's CPU")
-    if lane.runner == "qemu":
-        if profile is None:
-            return None
-        missing, cpu = _model(profile.qemu_cpu, profile)
-        return LaneTarget(lane.id, "linux", profile.arch, missing, cpu)
-    if lane.runner == "docker":
-        arch = DOCKER_PLATFORMS.get(str(lane.options.get("platform", "")))
-        if arch is None:
-            return None
-        if arch == (docker_arch or host.arch):
-            # native: the docker runner sets QEMU_CPU only for emulated containers
-            return LaneTarget(lane.id, "linux", arch, host.missing, "this host's CPU")
-        missing, cpu = _model(profile.qemu_cpu if profile else "max", profile)  # binfmt QEMU: "max"
-        return LaneTarget(lane.id, "linux", arch, missing, cpu)
-    if lane.runner == "macos":
-        if lane.options.get("arch") == "x86_64":
-            # Rosetta 2 as the project's rosetta2 profile describes it: no AVX.
-            # (Apple says macOS 15's Rosetta translates AVX/AVX2; until that is
-            # a lane of its own, the older, stricter Rosetta is the one predicted.)
-            rosetta = DEFAULT_PROFILES["rosetta2"]
-            missing, _cpu = _model(rosetta.qemu_cpu, rosetta)
-            return LaneTarget(lane.id, "macos", "x86_64", missing, "Rosetta 2 (no AVX)")
-        return LaneTarget(lane.id, "macos", "aarch64", NO_SVE, "Apple silicon (no SVE)")
-    return None
+    os_name: OsName = "macos" if target.os == "macos" else "linux"
+    if target.platform is not None and target.arch == (docker_arch or host.arch):
+        # a native container: the engine sets QEMU_CPU only for emulated ones
+        return LaneTarget(lane.id, os_name, target.arch, host.missing, "this host's CPU")
+    profile = target.cpu
+    emulated_by_qemu = target.emulator == QEMU_USER or target.platform is not None
+    if profile is None and not emulated_by_qemu:
+        return LaneTarget(lane.id, os_name, target.arch, frozenset(), f"{target.arch} CPU")
+    missing, cpu = _model(profile.qemu_cpu if profile else (target.emulated_cpu_default or "max"), profile)
+    if not emulated_by_qemu and profile is not None:  # a real CPU (Apple's) or Rosetta, as its profile says
+        cpu = f"{target.emulator + ': ' if target.emulator else ''}{profile.description or profile.name}"
+    return LaneTarget(lane.id, os_name, target.arch, missing, cpu)
 
 
 def lane_targets(lanes: Sequence[LaneConfig], host: HostCpu | None = None,
@@ -210,16 +182,10 @@ def lane_targets(lanes: Sequence[LaneConfig], host: HostCpu | None = None,
 
 
 def default_lanes() -> tuple[LaneConfig, ...]:
-    """The DESIGN.md default lanes, for an audit run without a matrix configuration."""
-    return (
-        LaneConfig("host", "venv"),
-        LaneConfig("linux-amd64-docker", "docker", options={"platform": "linux/amd64"}),
-        LaneConfig("linux-arm64-docker", "docker", options={"platform": "linux/arm64"}),
-        LaneConfig("linux-x86_64-noavx", "qemu", options={"cpu_profile": "rosetta2"},
-                   cpu_profile=DEFAULT_PROFILES["rosetta2"]),
-        LaneConfig("macos-arm64", "macos", required=False, options={"arch": "arm64"}),
-        LaneConfig("macos-x86_64-rosetta", "macos", required=False, options={"arch": "x86_64"}),
-    )
+    """The default lanes (the matrix shipped with archmatrix), for an audit run without a configuration."""
+    from ..config import packaged_default
+
+    return packaged_default().lanes
 
 
 class ScannedImage(Protocol):

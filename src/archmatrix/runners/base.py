@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
+from ..profiles import DEFAULT_PROFILES, CpuProfile
+
 if TYPE_CHECKING:
-    from ..config import LaneConfig, MatrixConfig
     from ..hostfacts import HostFacts
+    from ..model import LaneConfig, LaneTarget, MatrixConfig
     from ..suite.result import LaneResult
 
 
@@ -27,6 +29,40 @@ class LaneInfraError(Exception):
     def __init__(self, message: str, hint: str = "") -> None:
         super().__init__(message)
         self.hint = hint
+
+
+def lane_cpu_profile(lane: LaneConfig) -> CpuProfile | None:
+    """The lane's CPU profile: as the config resolved it (custom profiles), else a default one by name.
+
+    The one place a profile name becomes a profile; a lane built by hand (tests,
+    the audit) has only the name.
+    """
+    if lane.cpu_profile is not None:
+        return lane.cpu_profile
+    name = lane.options.get("cpu_profile")
+    return DEFAULT_PROFILES.get(str(name)) if name else None
+
+
+class OptionError(ValueError):
+    """A lane option whose value the runner cannot use; ``config`` says where it was written."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+@dataclass(frozen=True)
+class Option:
+    """One ``lanes[].options`` key a runner accepts: its type, allowed values, whether it must be set.
+
+    ``config.parse`` checks every lane's options against its runner's schema
+    with the same located messages as the rest of the file, so a bad value is
+    a configuration error, never a lane that is quietly skipped.
+    """
+
+    type: type = str
+    choices: tuple[str, ...] = ()
+    required: bool = False
 
 
 @dataclass(frozen=True)
@@ -67,8 +103,15 @@ class LaneJob:
 
 class Runner(Protocol):
     name: ClassVar[str]
-    # option name → the type its value must have in the config
-    options: ClassVar[Mapping[str, type]]
+    options: ClassVar[Mapping[str, Option]]
+
+    def resolve(self, lane: LaneConfig) -> LaneTarget:
+        """What the lane is (OS, architecture, CPU, emulator, GitHub runner), from its options alone.
+
+        Pure, called once by ``config.parse``; raises :class:`OptionError` for
+        values that cannot work on any host.
+        """
+        ...
 
     def availability(self, lane: LaneConfig, host: HostFacts) -> Availability: ...
 

@@ -24,17 +24,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..baseimage import BaseImageError, ensure_base_image
-from ..config import LaneConfig
 from ..hostfacts import HostFacts
+from ..model import GITHUB_LINUX_ARM64, GITHUB_LINUX_X86_64, LaneConfig, LaneTarget
+from ..suite import arch as arch_mod
 from ..suite.result import LaneResult
-from .base import Availability, LaneInfraError, LaneJob
+from .base import Availability, LaneInfraError, LaneJob, Option, OptionError, lane_cpu_profile
 from .common import finish, result_or_crash, stage_job_suite, suite_args
 from .venv import stage_lock
 
 if TYPE_CHECKING:
     from docker import DockerClient
 
-PLATFORMS = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
+# The platforms a lane can be: the architectures the base images are built for.
+PLATFORMS = {a.docker_platform: a.name for a in (arch_mod.X86_64, arch_mod.AARCH64)}
 # Debian bookworm, the base images' release: its glibc decides which
 # manylinux wheels the lane can use.
 BOOKWORM_GLIBC = (2, 36)
@@ -75,7 +77,27 @@ def emulation(platform: str, host: HostFacts, qemu_cpu: str | None) -> tuple[str
 
 class DockerRunner:
     name: ClassVar[str] = "docker"
-    options: ClassVar[Mapping[str, type]] = {"platform": str, "cpu_profile": str, "base_image": str}
+    options: ClassVar[Mapping[str, Option]] = {
+        "platform": Option(str, choices=tuple(PLATFORMS), required=True),
+        "cpu_profile": Option(str),
+        "base_image": Option(str),
+    }
+
+    def resolve(self, lane: LaneConfig) -> LaneTarget:
+        platform = str(lane.options.get("platform"))
+        if platform not in PLATFORMS:
+            raise OptionError("platform", f"unsupported platform {platform!r}; one of {', '.join(PLATFORMS)}")
+        arch = PLATFORMS[platform]
+        profile = lane_cpu_profile(lane)
+        if profile is not None and profile.arch != arch:
+            raise OptionError("cpu_profile", f"CPU profile {profile.name} is for {profile.arch}, "
+                                             f"not {platform}: pick a profile of the lane's architecture")
+        # an engine of another architecture emulates the container with binfmt
+        # QEMU, whose default CPU ("max") is used unless a profile names one
+        return LaneTarget(
+            os="linux", arch=arch, platform=platform, cpu=profile, emulated_cpu_default="max",
+            runs_on=GITHUB_LINUX_ARM64 if arch == arch_mod.AARCH64.name else GITHUB_LINUX_X86_64,
+        )
 
     def availability(self, lane: LaneConfig, host: HostFacts) -> Availability:
         platform = lane.options.get("platform")
@@ -87,7 +109,7 @@ class DockerRunner:
             return Availability.no(f"docker daemon not reachable: {host.docker.error}", hint)
         arch = PLATFORMS[platform]
         server = host.docker.server_arch or host.machine
-        profile = lane.cpu_profile
+        profile = lane_cpu_profile(lane)
         if profile is not None and profile.arch != arch:
             return Availability.no(f"CPU profile {profile.name} is for {profile.arch}, not {platform}",
                                    "pick a profile of the lane's architecture")
@@ -106,7 +128,7 @@ class DockerRunner:
 
         platform = str(job.lane.options["platform"])
         arch = PLATFORMS[platform]
-        profile = job.lane.cpu_profile
+        profile = lane_cpu_profile(job.lane)
         emulator, cpu_model = emulation(platform, job.host, profile.qemu_cpu if profile else None)
         try:
             client = docker.from_env(timeout=600)

@@ -30,16 +30,18 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 from packaging.version import InvalidVersion
 
 from ..command import CommandError, run
-from ..config import LaneConfig
 from ..hostfacts import X86_PYTHON_CANDIDATES, HostFacts
+from ..model import GITHUB_MACOS_ARM64, LaneConfig, LaneTarget
+from ..profiles import DEFAULT_PROFILES
+from ..suite import arch as arch_mod
 from ..suite.outcomes import Outcome
 from ..suite.result import CheckResult, LaneResult
 from ..wheels import PIP_TIMEOUT, MissingWheel, StagingResult, _pip_reason, classify_pip_failure
-from .base import Availability, LaneInfraError, LaneJob
+from .base import Availability, LaneInfraError, LaneJob, Option, OptionError
 from .common import execute_suite, finish, lane_env, stage_job_suite, suite_args
 from .venv import local_projects, local_wheel_files
 
-ARCHES = ("arm64", "x86_64")
+ARCHES = (arch_mod.AARCH64.macos or "arm64", arch_mod.X86_64.macos or "x86_64")  # Apple's names
 ROSETTA_HINT = "softwareupdate --install-rosetta --agree-to-license"
 PYTHON_ORG = "https://www.python.org/downloads/macos/"
 PIP = ("-m", "pip")
@@ -141,7 +143,22 @@ def verify_architecture(arch: str, facts: Mapping[str, Any]) -> CheckResult:
 
 class MacosRunner:
     name: ClassVar[str] = "macos"
-    options: ClassVar[Mapping[str, type]] = {"arch": str, "python": str}
+    options: ClassVar[Mapping[str, Option]] = {"arch": Option(str, choices=ARCHES, required=True),
+                                               "python": Option(str)}
+
+    def resolve(self, lane: LaneConfig) -> LaneTarget:
+        arch = arch_mod.lookup(str(lane.options.get("arch", "")))
+        if arch is None or arch.macos not in ARCHES:
+            raise OptionError("arch", f"must be one of {', '.join(ARCHES)}")
+        if arch is arch_mod.X86_64:
+            # x86-64 code translated by Rosetta 2 (macOS 11-14: no AVX), as the
+            # rosetta2 CPU profile describes it; the GitHub job installs an
+            # x86_64 Python unless the lane names one
+            return LaneTarget(os="macos", arch=arch.name, cpu=DEFAULT_PROFILES["rosetta2"],
+                              emulator="Rosetta 2", runs_on=GITHUB_MACOS_ARM64,
+                              ci_setup=() if lane.options.get("python") else ("x64_python",))
+        return LaneTarget(os="macos", arch=arch.name, cpu=DEFAULT_PROFILES["apple-silicon"],
+                          runs_on=GITHUB_MACOS_ARM64)
 
     def availability(self, lane: LaneConfig, host: HostFacts) -> Availability:
         arch = lane.options.get("arch")

@@ -30,27 +30,20 @@ from pathlib import Path
 from typing import ClassVar
 
 from ..command import CommandError, run
-from ..config import LaneConfig
 from ..hostfacts import HostFacts
+from ..model import GITHUB_LINUX_ARM64, GITHUB_LINUX_X86_64, QEMU_USER, LaneConfig, LaneTarget
 from ..profiles import DEFAULT_PROFILES, CpuProfile
+from ..suite import arch as arch_mod
 from ..suite.classify import NOISE
+from ..suite.elffile import file_arch
 from ..suite.result import LaneResult
-from .base import Availability, LaneInfraError, LaneJob
+from .base import Availability, LaneInfraError, LaneJob, Option, OptionError, lane_cpu_profile
 from .common import execute_suite, finish, lane_env, stage_job_suite, suite_args
 from .venv import host_glibc, make_venv, stage_lock
 
 SETUP_HINT = "sudo ci/setup-linux-host.sh (or: apt-get install qemu-user-static)"
 
-# ELF e_machine values (elf.h) for the architectures profiles name.
-_ELF_MACHINES = {62: "x86_64", 183: "aarch64"}
-
-
-def lane_profile(lane: LaneConfig) -> CpuProfile | None:
-    """The lane's CPU profile: resolved by the config (custom profiles), else a default one."""
-    if lane.cpu_profile is not None:
-        return lane.cpu_profile
-    name = lane.options.get("cpu_profile")
-    return DEFAULT_PROFILES.get(str(name)) if name else None
+lane_profile = lane_cpu_profile  # the name the tests and older callers use
 
 
 def qemu_command(qemu: str, profile: CpuProfile, python: str) -> list[str]:
@@ -70,20 +63,25 @@ def without_noise(line: str) -> bool:
 
 def elf_arch(path: Path) -> str | None:
     """The architecture of an ELF file (following symlinks); None when it is not ELF (a script)."""
-    try:
-        with open(path, "rb") as fh:
-            header = fh.read(20)
-    except OSError:
-        return None
-    if len(header) < 20 or header[:4] != b"\x7fELF":
-        return None
-    machine = int.from_bytes(header[18:20], "little" if header[5] == 1 else "big")
-    return _ELF_MACHINES.get(machine, f"e_machine {machine}")
+    return file_arch(path)
 
 
 class QemuRunner:
     name: ClassVar[str] = "qemu"
-    options: ClassVar[Mapping[str, type]] = {"cpu_profile": str, "python": str}
+    options: ClassVar[Mapping[str, Option]] = {
+        "cpu_profile": Option(str, required=True),
+        "python": Option(str),
+    }
+
+    def resolve(self, lane: LaneConfig) -> LaneTarget:
+        profile = lane_profile(lane)
+        if profile is None:
+            raise OptionError("cpu_profile", "the qemu runner needs a CPU profile (e.g. rosetta2)")
+        # qemu-user runs the host's own environment on another CPU model of the
+        # same architecture, so the machine that runs it must be that architecture
+        return LaneTarget(os="linux", arch=profile.arch, cpu=profile, emulator=QEMU_USER,
+                          runs_on=GITHUB_LINUX_ARM64 if profile.arch == arch_mod.AARCH64.name
+                          else GITHUB_LINUX_X86_64)
 
     def availability(self, lane: LaneConfig, host: HostFacts) -> Availability:
         if not host.is_linux:
@@ -159,7 +157,8 @@ class QemuRunner:
 
 
 def _docker_arch(arch: str) -> str:
-    return {"x86_64": "amd64", "aarch64": "arm64"}.get(arch, arch)
+    known = arch_mod.lookup(arch)
+    return known.docker if known else arch
 
 
 def _filtered(progress: Callable[[str], None]) -> Callable[[str], None]:

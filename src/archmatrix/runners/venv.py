@@ -31,8 +31,8 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 from packaging.version import InvalidVersion
 
 from ..command import CommandError, run
-from ..config import LaneConfig
 from ..hostfacts import HostFacts
+from ..model import LaneConfig, LaneTarget
 from ..suite.result import LaneResult
 from ..wheels import (
     MissingWheel,
@@ -46,7 +46,7 @@ from ..wheels import (
     target_name,
 )
 from ..wheels import _write_marker as write_marker
-from .base import Availability, LaneInfraError, LaneJob
+from .base import Availability, LaneInfraError, LaneJob, Option
 from .common import execute_suite, finish, lane_env, stage_job_suite, suite_args
 
 
@@ -246,7 +246,10 @@ def stage_local_wheels(
 
 class VenvRunner:
     name: ClassVar[str] = "venv"
-    options: ClassVar[Mapping[str, type]] = {"python": str}
+    options: ClassVar[Mapping[str, Option]] = {"python": Option(str)}
+
+    def resolve(self, lane: LaneConfig) -> LaneTarget:
+        return LaneTarget()  # the host as it is: its OS, its architecture, its CPU
 
     def availability(self, lane: LaneConfig, host: HostFacts) -> Availability:
         python = str(lane.options.get("python") or host.python)

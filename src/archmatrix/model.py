@@ -1,0 +1,127 @@
+"""The configuration as frozen values: what ``config.parse`` produces and everything else reads.
+
+A leaf module: it imports nothing of archmatrix's but the vocabulary it is
+made of (CPU profiles, tolerances, errors), so runners, the planner and the
+renderers can all depend on it without depending on each other, and
+``config`` (which needs the runners' option schemas) is not imported back.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .profiles import DEFAULT_PROFILES, CpuProfile
+from .suite.registry import DEFAULT_TOLERANCES, Tolerance
+
+# GitHub Actions runner labels: which real machine runs a lane in CI.
+GITHUB_LINUX_X86_64 = "ubuntu-24.04"
+# GitHub's native arm64 Linux runner: real Arm hardware, so linux/arm64
+# containers run without QEMU.
+GITHUB_LINUX_ARM64 = "ubuntu-24.04-arm"
+# Apple Silicon with Rosetta 2: both macOS lanes.
+GITHUB_MACOS_ARM64 = "macos-14"
+# LaneTarget.emulator of the lanes qemu-user runs (the others are native or Rosetta 2).
+QEMU_USER = "qemu-user"
+
+
+@dataclass(frozen=True)
+class Lock:
+    python: str
+    packages: Mapping[str, str]
+    wheels: tuple[str, ...] = ()  # local wheel files or directories (bring your own package)
+
+    # The names wheels.stage_site_packages expects of a lock.
+    @property
+    def python_version(self) -> str:
+        return self.python
+
+    @property
+    def requirements(self) -> Mapping[str, str]:
+        return self.packages
+
+
+@dataclass(frozen=True)
+class ChecksConfig:
+    select: tuple[str, ...] = ("*",)
+    exclude: tuple[str, ...] = ()  # patterns left out after select (e.g. "perf.*": no probes)
+    user_modules: tuple[str, ...] = ()
+    timeout: float = 180.0
+    timeouts: Mapping[str, float] = field(default_factory=dict)
+    tolerances: Mapping[str, Tolerance] = field(default_factory=lambda: dict(DEFAULT_TOLERANCES))
+    drift_rtol: float = 1e-6
+
+    def suite_spec(self) -> dict[str, Any]:
+        """What the lane-side suite needs, as JSON-able data (its ``--spec``)."""
+        return {
+            "checks": list(self.select),
+            "exclude": list(self.exclude),
+            "user_checks": list(self.user_modules),
+            "timeouts": dict(self.timeouts),
+            "tolerances": {k: {"rtol": t.rtol, "atol": t.atol} for k, t in self.tolerances.items()},
+        }
+
+
+@dataclass(frozen=True)
+class LaneTarget:
+    """What a lane is, resolved once from its runner and options (``Runner.resolve``).
+
+    Everything outside ``runners/`` that needs to know what a lane means —
+    the GitHub workflows, the audit's predictions, the plan — reads this, never
+    the runner's name or its options.
+    """
+
+    os: str | None = None  # "linux", "macos"; None: whatever the host is
+    arch: str | None = None  # canonical architecture (suite.arch); None: the host's
+    platform: str | None = None  # a container's platform ("linux/arm64")
+    # The CPU the lane's code sees when it is not the host's own: the profile a
+    # qemu lane emulates, the one an emulated container gets, Rosetta's.
+    cpu: CpuProfile | None = None
+    # How the lane always reaches its CPU ("qemu-user", "Rosetta 2"); None when
+    # it runs natively, or (containers) emulated only where the engine's
+    # architecture differs, which is the host's to say.
+    emulator: str | None = None
+    emulated_cpu_default: str | None = None  # the CPU model an emulating engine gives without a profile
+    runs_on: str = GITHUB_LINUX_X86_64  # the GitHub runner that runs it for real
+    ci_setup: tuple[str, ...] = ()  # what that job must set up first ("x64_python")
+
+
+@dataclass(frozen=True)
+class LaneConfig:
+    id: str
+    runner: str
+    required: bool = True
+    options: Mapping[str, Any] = field(default_factory=dict)
+    # options.cpu_profile resolved against the config's cpu_profiles, so a
+    # runner's (pure) availability sees custom profiles without the whole config
+    cpu_profile: CpuProfile | None = None
+    # set by config.parse through the lane's runner; None for a lane built by hand
+    target: LaneTarget | None = None
+
+
+@dataclass(frozen=True)
+class MatrixConfig:
+    path: Path
+    lock: Lock
+    checks: ChecksConfig
+    lanes: tuple[LaneConfig, ...]
+    parallel: int | None = None  # lanes at once; None: by the host's cores
+    cpu_profiles: Mapping[str, CpuProfile] = field(default_factory=lambda: dict(DEFAULT_PROFILES))
+
+    def lane(self, lane_id: str) -> LaneConfig:
+        for lane in self.lanes:
+            if lane.id == lane_id:
+                return lane
+        raise ConfigError(
+            f"{self.path}: no lane {lane_id!r}{suggest(lane_id, [ln.id for ln in self.lanes])}"
+        )
+
+
+def suggest(word: str, options: Sequence[str]) -> str:
+    """`` (perhaps you meant 'x'?)`` for the closest of ``options``, or nothing."""
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f" (perhaps you meant {close[0]!r}?)" if close else ""
