@@ -156,7 +156,8 @@ def parser() -> argparse.ArgumentParser:
     rd.add_argument("--badge-url-base", metavar="URL", default=None,
                     help="where the badge SVGs are published (default: RESULTS/badges relative to FILE)")
     rd.add_argument("--rows", choices=("all", "notable"), default="all",
-                    help="check rows to show: all, or only those some lane did not pass (default: %(default)s)")
+                    help="check rows to show: all, or only those some lane did not pass "
+                         "(default: %(default)s)")
 
     ci = sub.add_parser("ci-lanes", help="the GitHub Actions job matrix for a config's lanes (JSON)")
     _add_config(ci)

@@ -116,7 +116,8 @@ def default_badge_url_base(readme: Path, badges_dir: Path) -> str:
 def plan_update(readme: Path, matrix: Matrix, *, badge_url_base: str, rows: markdown.Rows = "all") -> Update:
     """Read ``readme`` and compute its regenerated text (raises BlockError, OSError)."""
     old = readme.read_bytes().decode("utf-8")
-    new = replace_block(old, render_block(matrix, badge_url_base=badge_url_base, rows=rows), where=str(readme))
+    block = render_block(matrix, badge_url_base=badge_url_base, rows=rows)
+    new = replace_block(old, block, where=str(readme))
     return Update(readme, old, new)
 
 
