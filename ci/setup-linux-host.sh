@@ -8,7 +8,8 @@
 #     hangs forever on a fatal signal, so lanes always run with --init)
 #
 # Idempotent: every step checks first and only acts when something is missing,
-# so running it twice is safe. Needs root. Prints what it did.
+# so running it twice is safe. Needs root: as another user it re-runs itself
+# with sudo, or says how to run it as root. Prints what it did.
 set -euo pipefail
 
 DOCKERD_LOG=${DOCKERD_LOG:-/var/log/archmatrix-dockerd.log}
@@ -36,8 +37,17 @@ die() { printf 'setup-linux-host: error: %s\n' "$*" >&2; exit 1; }
 if [[ "$(uname -s)" != Linux ]]; then
     die "this script prepares Linux hosts only (this is $(uname -s)); on macOS use Docker Desktop"
 fi
+# Not root: re-run through sudo when there is one (it may ask for a password),
+# else say how to become root. The two settings above travel along explicitly,
+# since sudo does not keep the caller's environment.
 if [[ "$(id -u)" -ne 0 ]]; then
-    die "must run as root: sudo $0"
+    self="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
+    if command -v sudo >/dev/null 2>&1; then
+        say "not root: re-running with sudo"
+        exec sudo -- env "DOCKERD_LOG=$DOCKERD_LOG" "DOCKERD_WAIT_SECONDS=$DOCKERD_WAIT_SECONDS" \
+            bash "$self" "$@"
+    fi
+    die "needs root and sudo is not installed; run it as root: su -c 'bash $self'"
 fi
 
 # --- packages -----------------------------------------------------------------

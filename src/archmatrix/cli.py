@@ -155,6 +155,9 @@ def parser() -> argparse.ArgumentParser:
                     help="change nothing; exit 1 when the block is stale (CI, pre-commit)")
     rd.add_argument("--badge-url-base", metavar="URL", default=None,
                     help="where the badge SVGs are published (default: RESULTS/badges relative to FILE)")
+    rd.add_argument("--rows", choices=("all", "notable"), default="all",
+                    help="check rows to show: all, or only those some lane did not pass "
+                         "(default: %(default)s)")
 
     ci = sub.add_parser("ci-lanes", help="the GitHub Actions job matrix for a config's lanes (JSON)")
     _add_config(ci)
@@ -346,7 +349,7 @@ def cmd_readme(args: argparse.Namespace) -> int:
     badges_dir = (args.results.parent if args.results.is_file() else args.results) / "badges"
     url_base = args.badge_url_base or readme.default_badge_url_base(args.file, badges_dir)
     try:
-        update = readme.plan_update(args.file, matrix, badge_url_base=url_base)
+        update = readme.plan_update(args.file, matrix, badge_url_base=url_base, rows=args.rows)
     except readme.BlockError as exc:
         raise UsageError(str(exc)) from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -359,6 +362,8 @@ def cmd_readme(args: argparse.Namespace) -> int:
         again = f"archmatrix readme {args.file} --results {args.results}"
         if args.badge_url_base:
             again += f" --badge-url-base {args.badge_url_base}"
+        if args.rows != "all":
+            again += f" --rows {args.rows}"
         print(f"archmatrix: {args.file}: the archmatrix block is stale; regenerate it with: {again}",
               file=sys.stderr)
         return EXIT_FAILED

@@ -6,6 +6,7 @@ only compares, so CI and pre-commit can fail when someone changed the
 results (or the renderer) without regenerating the block. Everything in the
 block is a pure function of the matrix and the badge URL base, with no
 timestamps, so regenerating an unchanged matrix changes nothing.
+``--rows notable`` shows only the check rows some lane did not pass.
 """
 
 from __future__ import annotations
@@ -30,10 +31,11 @@ class BlockError(Exception):
     """The file has no usable marker pair; the message says what to add."""
 
 
-def render_block(matrix: Matrix, *, badge_url_base: str, title: str = "archmatrix") -> str:
-    """What goes between the markers (without them)."""
+def render_block(matrix: Matrix, *, badge_url_base: str, title: str = "archmatrix",
+                 rows: markdown.Rows = "all") -> str:
+    """What goes between the markers (without them); ``rows`` as in :func:`markdown.render`."""
     images = badges_mod.markdown_images(badges_mod.badges(matrix), badge_url_base)
-    return "\n".join([NOTE, "", images, "", markdown.render(matrix, title=title).rstrip("\n")])
+    return "\n".join([NOTE, "", images, "", markdown.render(matrix, title=title, rows=rows).rstrip("\n")])
 
 
 def _marker_lines(text: str) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
@@ -111,10 +113,11 @@ def default_badge_url_base(readme: Path, badges_dir: Path) -> str:
     return Path(rel).as_posix()
 
 
-def plan_update(readme: Path, matrix: Matrix, *, badge_url_base: str) -> Update:
+def plan_update(readme: Path, matrix: Matrix, *, badge_url_base: str, rows: markdown.Rows = "all") -> Update:
     """Read ``readme`` and compute its regenerated text (raises BlockError, OSError)."""
     old = readme.read_bytes().decode("utf-8")
-    new = replace_block(old, render_block(matrix, badge_url_base=badge_url_base), where=str(readme))
+    block = render_block(matrix, badge_url_base=badge_url_base, rows=rows)
+    new = replace_block(old, block, where=str(readme))
     return Update(readme, old, new)
 
 

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Literal
+
 from tabulate import tabulate
 
 from ..matrix import Matrix
+from ..suite.outcomes import Outcome
+from ..suite.result import CheckResult
 from .table import build_table, finding_lines, skipped_lines
+
+Rows = Literal["all", "notable"]
+ROWS: tuple[Rows, ...] = ("all", "notable")
 
 
 def _md(text: str) -> str:
@@ -13,15 +21,36 @@ def _md(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def render(matrix: Matrix, *, title: str = "archmatrix") -> str:
+def notable(cells: Sequence[CheckResult | None]) -> bool:
+    """A check row worth showing in a short view: some lane did not pass it (or did not run it)."""
+    return any(c is None or c.outcome is not Outcome.PASS for c in cells)
+
+
+def render(matrix: Matrix, *, title: str = "archmatrix", rows: Rows = "all") -> str:
+    """The matrix as a markdown table, then skipped lanes and findings, one bullet each.
+
+    ``rows="notable"`` keeps the lane header rows (platform, versions, BLAS,
+    CPU, lock, …) and the summary, but of the check rows only those where a
+    lane did not pass; one line under the table counts the rows left out.
+    """
+    if rows not in ROWS:
+        raise ValueError(f"rows must be one of {', '.join(ROWS)}, not {rows!r}")
     table = build_table(matrix)
+    check_rows = table.check_rows
+    if rows == "notable":
+        check_rows = [row for row, cells in zip(table.check_rows, table.check_cells, strict=True)
+                      if notable(cells)]
+    hidden = len(table.check_rows) - len(check_rows)
     out = [f"### {title}", ""]
     if table.lanes:
-        rows = [[_md(c) for c in row] for row in (*table.header_rows, *table.check_rows, table.summary_row)]
-        rows = [[f"**{row[0]}**", *row[1:]] if i < len(table.header_rows) else row
-                for i, row in enumerate(rows)]
-        out.append(tabulate(rows, headers=["", *(f"`{_md(ln.lane)}`" for ln in table.lanes)],
+        body = [[_md(c) for c in row] for row in (*table.header_rows, *check_rows, table.summary_row)]
+        body = [[f"**{row[0]}**", *row[1:]] if i < len(table.header_rows) else row
+                for i, row in enumerate(body)]
+        out.append(tabulate(body, headers=["", *(f"`{_md(ln.lane)}`" for ln in table.lanes)],
                             tablefmt="github", disable_numparse=True))
+        if hidden:
+            out += ["", f"_{hidden} more {'check' if hidden == 1 else 'checks'} not shown: "
+                        f"{Outcome.PASS.glyph} pass in every lane._"]
     else:
         out.append("_no lane ran_")
     lines = skipped_lines(table) + finding_lines(matrix)
