@@ -25,8 +25,7 @@ LANE_ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 Position = tuple[int, int]  # 1-based line, column
 
 
-class ConfigError(Exception):
-    """A configuration problem, already phrased for the user (file:line:col: path: what)."""
+from .errors import ConfigError as ConfigError  # noqa: E402  (defined with its exit code in errors)
 
 
 @dataclass(frozen=True)
