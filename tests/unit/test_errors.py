@@ -92,7 +92,7 @@ def test_exit_codes_keep_their_documented_values() -> None:
 
 
 @pytest.mark.parametrize(("error", "code", "line"), [
-    (ConfigError("ci/matrix.yaml:3:1: lanes: bad"), 2, "archmatrix: config error: ci/matrix.yaml:3:1: lanes: bad"),
+    (ConfigError("m.yaml:3:1: lanes: bad"), 2, "archmatrix: config error: m.yaml:3:1: lanes: bad"),
     (UsageError("--wheel x: no such file"), 2, "archmatrix: --wheel x: no such file"),
     (InfraError("no docker"), 3, "archmatrix: no docker"),
     (LaneInfraError("cannot start", hint="run setup"), 3, "archmatrix: cannot start"),
