@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from archmatrix.command import CommandError, run
+from archmatrix.errors import ExitCode, InfraError, UsageError
 from archmatrix.hostfacts import BINFMT_DIR
 from archmatrix.suite import arch as arch_mod
 
@@ -98,8 +99,15 @@ CMD ["python3"]
 Progress = Callable[[str], None]
 
 
-class BaseImageError(Exception):
+class BaseImageError(InfraError):
     """A base image could not be built; the message says why and what to do."""
+
+
+class DockerUnreachable(UsageError):
+    """No Docker daemon to build with (exit 2, as ``base-images`` always did)."""
+
+    def report(self) -> str:
+        return f"error: {self}"
 
 
 # --- apt configuration --------------------------------------------------------
@@ -477,7 +485,54 @@ def default_workdir() -> Path:
     return Path.cwd() / ".archmatrix" / "base-images"
 
 
+def build_images(
+    platforms: Sequence[str],
+    *,
+    suite: str = DEFAULT_SUITE,
+    packages: Sequence[str] = DEFAULT_PACKAGES,
+    workdir: Path | None = None,
+    mirror: str | None = None,
+) -> int:
+    """Build (or find) the base image of each platform, printing one line each.
+
+    Returns ``ExitCode.FAILED`` when any platform failed (the others are still
+    built); raises :class:`DockerUnreachable` when there is no daemon.
+    """
+    import docker
+
+    started = time.monotonic()
+
+    def progress(message: str) -> None:
+        print(f"[{time.monotonic() - started:6.1f} s] {message}", flush=True)
+
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as exc:
+        raise DockerUnreachable(f"docker daemon not reachable ({exc}); {SETUP_HINT}") from None
+    status = ExitCode.OK
+    for platform in platforms:
+        begun = time.monotonic()
+        try:
+            tag = ensure_base_image(
+                client,
+                platform,
+                suite=suite,
+                packages=tuple(packages),
+                workdir=workdir or default_workdir(),
+                progress=progress,
+                mirror=mirror,
+            )
+        except BaseImageError as exc:
+            print(f"error: {platform}: {exc}", file=sys.stderr)
+            status = ExitCode.FAILED
+            continue
+        print(f"{platform}: {tag} ({time.monotonic() - begun:.0f} s)", flush=True)
+    return status
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m archmatrix.baseimage``: :func:`build_images` with every knob on the command line."""
     parser = argparse.ArgumentParser(
         prog="python -m archmatrix.baseimage",
         description="Build Debian base images for archmatrix's Docker lanes with debootstrap.",
@@ -499,41 +554,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--mirror", help="Debian mirror (default: from this machine's apt config)")
     parser.add_argument("--workdir", type=Path, default=None, help="scratch directory")
     args = parser.parse_args(argv)
-
-    import docker
-
-    started = time.monotonic()
-
-    def progress(message: str) -> None:
-        print(f"[{time.monotonic() - started:6.1f} s] {message}", flush=True)
-
-    try:
-        client = docker.from_env()
-        client.ping()
-    except docker.errors.DockerException as exc:
-        print(f"error: docker daemon not reachable ({exc}); {SETUP_HINT}", file=sys.stderr)
-        return 2
-    status = 0
-    for platform in args.platform:
-        begun = time.monotonic()
-        try:
-            tag = ensure_base_image(
-                client,
-                platform,
-                suite=args.suite,
-                packages=tuple(args.packages or DEFAULT_PACKAGES),
-                workdir=args.workdir or default_workdir(),
-                progress=progress,
-                mirror=args.mirror,
-            )
-        except BaseImageError as exc:
-            print(f"error: {platform}: {exc}", file=sys.stderr)
-            status = 1
-            continue
-        print(f"{platform}: {tag} ({time.monotonic() - begun:.0f} s)", flush=True)
-    return status
+    return build_images(args.platform, suite=args.suite, packages=args.packages or DEFAULT_PACKAGES,
+                        workdir=args.workdir, mirror=args.mirror)
 
 
 if __name__ == "__main__":
+    from archmatrix.cli import reporting_errors
+
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    sys.exit(main())
+    sys.exit(reporting_errors(main))

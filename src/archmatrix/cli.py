@@ -14,34 +14,20 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import __version__
 from . import config as config_mod
-from .matrix import (
-    EXIT_CONFIG,
-    EXIT_FAILED,
-    EXIT_INFRA,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    Matrix,
-    build,
-    load_dir,
-    order_lanes,
-    read_matrix,
-)
+from .errors import ArchmatrixError, ExitCode, UsageError
+from .matrix import Matrix
+from .suite.registry import is_module_path
 from .suite.result import LaneStatus
 
-EXIT_BAD_RESULTS = 4
 DEFAULT_RESULTS = Path("results")
 DEFAULT_WORKDIR = Path(".archmatrix")
 
 log = logging.getLogger("archmatrix")
-
-
-class UsageError(Exception):
-    pass
 
 
 def _add_config(p: argparse.ArgumentParser) -> None:
@@ -85,7 +71,7 @@ def with_own_packages(cfg: config_mod.MatrixConfig, wheels: Sequence[Path],
             raise UsageError(f"--wheel {path}: not a .whl file or a directory of wheels")
     extra_modules = []
     for module in modules:
-        if module.endswith(".py") or "/" in module or os.sep in module:
+        if is_module_path(module):
             if not Path(module).is_file():
                 raise UsageError(f"--checks-module {module}: no such file")
             module = str(Path(module).resolve())  # the config's entries are relative to the config
@@ -132,8 +118,10 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--json", action="store_true", help="print JSON")
     d.add_argument("--python", default=sys.executable, help="diagnose another interpreter")
 
+    from .baseimage import PLATFORMS as BASE_IMAGE_PLATFORMS
+
     b = sub.add_parser("base-images", help="build the Debian base images for the Docker lanes")
-    b.add_argument("--platform", action="append", dest="platforms",
+    b.add_argument("--platform", action="append", dest="platforms", choices=sorted(BASE_IMAGE_PLATFORMS),
                    help="linux/amd64, linux/arm64 (default: both)")
     b.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
 
@@ -171,44 +159,53 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     _setup_logging(args.verbose)
+    return reporting_errors(run_command, args)
+
+
+def reporting_errors(func: Callable[..., int], *args: object) -> int:
+    """``func(*args)``, with every user-facing error turned into one line on stderr and its exit code.
+
+    The one place errors become exit codes (``python -m archmatrix.baseimage`` uses it too).
+    """
     try:
-        if args.command in ("matrix", "lane"):
-            # SIGTERM (a CI cancel, `kill`) ends a run as Ctrl-C does: every
-            # running lane is interrupted and keeps what it finished.
-            previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
-            try:
-                return cmd_matrix(args)
-            finally:
-                signal.signal(signal.SIGTERM, previous)
-        if args.command == "report":
-            return cmd_report(args)
-        if args.command == "plan":
-            return cmd_plan(args)
-        if args.command == "doctor":
-            from .doctor import main as doctor_main
-
-            return doctor_main(python=args.python, as_json=args.json)
-        if args.command == "base-images":
-            return cmd_base_images(args)
-        if args.command == "audit":
-            from .audit.main import run as audit_run
-
-            return audit_run(args)
-        if args.command == "badges":
-            return cmd_badges(args)
-        if args.command == "readme":
-            return cmd_readme(args)
-        if args.command == "ci-lanes":
-            return cmd_ci_lanes(args)
-    except config_mod.ConfigError as exc:
-        print(f"archmatrix: config error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    except UsageError as exc:
-        print(f"archmatrix: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return func(*args)
+    except ArchmatrixError as exc:
+        print(exc.report(), file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
         print("archmatrix: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return ExitCode.INTERRUPTED
+
+
+def run_command(args: argparse.Namespace) -> int:
+    if args.command in ("matrix", "lane"):
+        # SIGTERM (a CI cancel, `kill`) ends a run as Ctrl-C does: every
+        # running lane is interrupted and keeps what it finished.
+        previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+        try:
+            return cmd_matrix(args)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+    if args.command == "report":
+        return cmd_report(args)
+    if args.command == "plan":
+        return cmd_plan(args)
+    if args.command == "doctor":
+        from .doctor import main as doctor_main
+
+        return doctor_main(python=args.python, as_json=args.json)
+    if args.command == "base-images":
+        return cmd_base_images(args)
+    if args.command == "audit":
+        from .audit.main import run as audit_run
+
+        return audit_run(args)
+    if args.command == "badges":
+        return cmd_badges(args)
+    if args.command == "readme":
+        return cmd_readme(args)
+    if args.command == "ci-lanes":
+        return cmd_ci_lanes(args)
     raise AssertionError(args.command)
 
 
@@ -242,37 +239,32 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         print(line)
     print("reports: " + ", ".join(str(p) for p in paths.values()), file=sys.stderr)
     if outcome.interrupted:
-        return EXIT_INTERRUPTED
+        return ExitCode.INTERRUPTED
     code = matrix.exit_code()
-    if only and code == EXIT_OK:
+    if only and code == ExitCode.OK:
         # a lane asked for by name that could not run is not a success (CI fans lanes out)
         skipped = [ln for ln in matrix.lanes if ln.status == LaneStatus.SKIPPED]
         if skipped:
             for ln in skipped:
                 print(f"archmatrix: lane {ln.lane} cannot run here: {ln.reason}"
                       + (f" (hint: {ln.hint})" if ln.hint else ""), file=sys.stderr)
-            return EXIT_INFRA
+            return ExitCode.INFRA
     return code
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from .outputs import write_all
     from .render import github, terminal
+    from .results import load_matrix
 
     cfg = None
     config_path = args.config or (config_mod.DEFAULT_CONFIG if config_mod.DEFAULT_CONFIG.exists() else None)
     if config_path is not None:
         cfg = config_mod.load(config_path)
-    lanes, problems = load_dir(args.directory)
-    if not lanes and not problems:
+    matrix = load_matrix(args.directory, cfg, merged=False)
+    problems = matrix.problems
+    if not matrix.lanes and not problems:
         raise UsageError(f"{args.directory}: no lane result files found")
-    if cfg:
-        lanes = order_lanes(lanes, [ln.id for ln in cfg.lanes])
-        tol32 = cfg.checks.tolerances.get("float32")
-        matrix = build(lanes, lock=cfg.lock.packages, drift_rtol=cfg.checks.drift_rtol,
-                       float32_rtol=tol32.rtol if tol32 else 2e-4, problems=problems)
-    else:
-        matrix = build(order_lanes(lanes, []), problems=problems)
     write_all(matrix, args.out or args.directory)
     print(terminal.render(matrix))
     for line in github.publish(matrix):
@@ -280,7 +272,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     for problem in problems:
         print(f"archmatrix: skipped unreadable result file: {problem}", file=sys.stderr)
     code = matrix.exit_code()
-    return code if code != EXIT_OK else (EXIT_BAD_RESULTS if problems else EXIT_OK)
+    return code if code != ExitCode.OK else (ExitCode.BAD_RESULTS if problems else ExitCode.OK)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -295,17 +287,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
         av = p.availability
         rows.append([p.lane.id, p.lane.runner, "run" if av.ok else "skip", av.reason, av.hint])
     print(tabulate(rows, headers=["lane", "runner", "", "reason / how", "hint"], tablefmt="simple"))
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_base_images(args: argparse.Namespace) -> int:
-    from . import baseimage
+    from .baseimage import build_images
 
-    argv = []
-    for platform in args.platforms or ["linux/amd64", "linux/arm64"]:
-        argv += ["--platform", platform]
-    argv += ["--workdir", str(args.workdir)]
-    return baseimage.main(argv)
+    return build_images(args.platforms or ["linux/amd64", "linux/arm64"], workdir=args.workdir)
 
 
 def results_matrix(results: Path) -> Matrix:
@@ -314,22 +302,23 @@ def results_matrix(results: Path) -> Matrix:
     ``results`` may also name a matrix.json directly (a committed example, say).
     """
     from .outputs import OUTPUT_NAMES
+    from .results import load_matrix
     from .suite.result import ResultFileError
 
-    merged = results if results.is_file() else results / OUTPUT_NAMES["json"]
+    def order() -> list[str]:
+        if not config_mod.DEFAULT_CONFIG.exists():
+            return []
+        return [ln.id for ln in config_mod.load(config_mod.DEFAULT_CONFIG).lanes]
+
     try:
-        if merged.is_file():
-            return read_matrix(merged)
-        lanes, problems = load_dir(results)
+        matrix = load_matrix(results, order=order)
     except ResultFileError as exc:
         raise UsageError(str(exc)) from None
-    if not lanes:
+    if not matrix.lanes:
+        problems = matrix.problems
         detail = f" ({'; '.join(problems)})" if problems else ""
         raise UsageError(f"{results}: no {OUTPUT_NAMES['json']} and no lane result files{detail}")
-    order = []
-    if config_mod.DEFAULT_CONFIG.exists():
-        order = [ln.id for ln in config_mod.load(config_mod.DEFAULT_CONFIG).lanes]
-    return build(order_lanes(lanes, order), problems=problems)
+    return matrix
 
 
 def cmd_badges(args: argparse.Namespace) -> int:
@@ -339,7 +328,7 @@ def cmd_badges(args: argparse.Namespace) -> int:
     base = args.out or (args.results.parent if args.results.is_file() else args.results)
     paths = write_badges(matrix, base / "badges")
     print(f"archmatrix: {len(paths) // 2} badges in {base / 'badges'}", file=sys.stderr)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_readme(args: argparse.Namespace) -> int:
@@ -357,7 +346,7 @@ def cmd_readme(args: argparse.Namespace) -> int:
     if args.check:
         if not update.stale:
             print(f"archmatrix: {args.file}: the archmatrix block is up to date", file=sys.stderr)
-            return EXIT_OK
+            return ExitCode.OK
         print(update.diff(), file=sys.stderr)
         again = f"archmatrix readme {args.file} --results {args.results}"
         if args.badge_url_base:
@@ -366,13 +355,13 @@ def cmd_readme(args: argparse.Namespace) -> int:
             again += f" --rows {args.rows}"
         print(f"archmatrix: {args.file}: the archmatrix block is stale; regenerate it with: {again}",
               file=sys.stderr)
-        return EXIT_FAILED
+        return ExitCode.FAILED
     if update.stale:
         readme.write(update)
         print(f"archmatrix: {args.file}: archmatrix block updated", file=sys.stderr)
     else:
         print(f"archmatrix: {args.file}: the archmatrix block is up to date", file=sys.stderr)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_ci_lanes(args: argparse.Namespace) -> int:
@@ -386,7 +375,7 @@ def cmd_ci_lanes(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     cfg = config_mod.load(args.config)
     print(json.dumps(github_lanes(cfg, only, linux_arm64=args.linux_arm64_runner or LINUX_ARM64)))
-    return EXIT_OK
+    return ExitCode.OK
 
 
 if __name__ == "__main__":

@@ -16,12 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from .command import CommandError, run
+from .errors import ExitCode, InfraError
 from .findings import Finding, diagnose
 from .summary import blas_text
 
 
-class DoctorError(Exception):
-    pass
+class DoctorError(InfraError):
+    """The interpreter could not be asked for its facts."""
+
+    def report(self) -> str:
+        return f"archmatrix doctor: {self}"
 
 
 def collect(python: str, workdir: Path) -> dict[str, Any]:
@@ -74,14 +78,10 @@ def _yes_no(value: object) -> str:
 
 
 def main(python: str = sys.executable, as_json: bool = False, workdir: Path = Path(".archmatrix")) -> int:
-    try:
-        facts = collect(python, workdir)
-    except DoctorError as exc:
-        print(f"archmatrix doctor: {exc}", file=sys.stderr)
-        return 3
+    facts = collect(python, workdir)
     findings = diagnose(facts)
     if as_json:
         print(json.dumps({"facts": facts, "findings": [f.__dict__ for f in findings]}, indent=1))
     else:
         print(human(facts, findings))
-    return 0
+    return ExitCode.OK

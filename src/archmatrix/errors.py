@@ -1,7 +1,69 @@
-"""User-facing errors (placeholder until the errors module lands)."""
+"""archmatrix's exit codes and the errors a user sees, each carrying its exit code.
+
+The one place exit codes are defined (``tests/unit/test_errors.py`` fails on
+a second). ``archmatrix.cli.main`` catches :class:`ArchmatrixError` once,
+prints :meth:`ArchmatrixError.report` on stderr and returns its
+``exit_code``, as cibuildwheel's ``__main__`` does with its ``FatalError``.
+
+Standard library only: the lane-side suite imports :class:`ExitCode`, and
+this module is staged into every lane with it.
+"""
 
 from __future__ import annotations
 
+import enum
+from typing import ClassVar
 
-class ConfigError(Exception):
+
+class ExitCode(enum.IntEnum):
+    OK = 0
+    FAILED = 1  # a required lane failed (suite: a check failed; readme --check: the block is stale)
+    CONFIG = 2  # the configuration or the command line is wrong
+    INFRA = 3  # a lane could not be built or started, or a requested lane cannot run here
+    BAD_RESULTS = 4  # unreadable result files
+    INTERRUPTED = 130  # Ctrl-C or SIGTERM
+
+
+class ArchmatrixError(Exception):
+    """An error phrased for the user: one line on stderr and an exit code, never a traceback."""
+
+    exit_code: ClassVar[ExitCode] = ExitCode.FAILED
+
+    def report(self) -> str:
+        """The line printed on stderr."""
+        return f"archmatrix: {self}"
+
+
+class ConfigError(ArchmatrixError):
     """A configuration problem, already phrased for the user (file:line:col: path: what)."""
+
+    exit_code = ExitCode.CONFIG
+
+    def report(self) -> str:
+        return f"archmatrix: config error: {self}"
+
+
+class UsageError(ArchmatrixError):
+    """A command line that cannot be done: a missing file, a bad value."""
+
+    exit_code = ExitCode.CONFIG
+
+
+class InfraError(ArchmatrixError):
+    """Something archmatrix needs is not there or did not work (not the packages' fault)."""
+
+    exit_code = ExitCode.INFRA
+
+
+class LaneInfraError(InfraError):
+    """We could not build or start the lane (not the package's fault): ``infra-error``."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+class ResultsError(ArchmatrixError):
+    """Result files that cannot be read."""
+
+    exit_code = ExitCode.BAD_RESULTS

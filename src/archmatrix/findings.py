@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from packaging.utils import canonicalize_name
+
 from .hostfacts import normalise_arch
 from .suite.result import LaneWarning
 
@@ -86,16 +88,29 @@ def diagnose(facts: Mapping[str, Any], lock: Mapping[str, str] | None = None) ->
 
     packages = facts.get("packages")
     if lock and isinstance(packages, Mapping):
-        differ = []
-        for name, version in lock.items():
-            have = packages.get(name.lower().replace("_", "-"))
-            if have != version:
-                differ.append(f"{name} {have or 'missing'} (lock: {version})")
+        differ = [f"{name} {have or 'missing'} (lock: {version})"
+                  for name, have, version in lock_differences(lock, packages)]
         if differ:
             out.append(Finding(
                 "lock-mismatch", "installed versions differ from the lock: " + ", ".join(differ),
                 "rebuild the lane (delete .archmatrix/ to force it)",
             ))
+    return out
+
+
+def lock_differences(lock: Mapping[str, str], packages: Mapping[str, Any]
+                     ) -> list[tuple[str, str | None, str]]:
+    """Each locked package not installed as locked: ``(name in the lock, installed or None, locked)``.
+
+    Names are compared by their PEP 503 form on both sides (lock keys are
+    written by hand, and older lanes recorded names less normalised).
+    """
+    installed = {canonicalize_name(str(name)): version for name, version in packages.items()}
+    out = []
+    for name, version in lock.items():
+        have = installed.get(canonicalize_name(name))
+        if have != version:
+            out.append((name, have, version))
     return out
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import ExitCode
 from .suite.outcomes import Outcome
 from .suite.result import (
     CheckResult,
@@ -23,11 +24,9 @@ from .suite.result import (
 MATRIX_SCHEMA = "archmatrix/matrix"
 MATRIX_SCHEMA_VERSION = 1
 
-EXIT_OK = 0
-EXIT_FAILED = 1  # a required lane failed
-EXIT_CONFIG = 2  # the configuration (or the command line) is wrong
-EXIT_INFRA = 3  # a lane could not be built or started, or a requested lane cannot run here
-EXIT_INTERRUPTED = 130
+# The old names of the exit codes, for code that imports them from here.
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_INFRA, EXIT_INTERRUPTED = (
+    ExitCode.OK, ExitCode.FAILED, ExitCode.CONFIG, ExitCode.INFRA, ExitCode.INTERRUPTED)
 
 # Metrics that legitimately differ between lanes (error magnitudes near
 # zero, speeds, versions) are not compared.
@@ -77,15 +76,15 @@ class Matrix:
     def drifting(self) -> list[Drift]:
         return [d for d in self.drift if d.rel_diff > d.tolerance]
 
-    def exit_code(self) -> int:
+    def exit_code(self) -> ExitCode:
         required = [ln for ln in self.lanes if ln.required]
         if any(ln.status == LaneStatus.INTERRUPTED for ln in self.lanes):
-            return EXIT_INTERRUPTED
+            return ExitCode.INTERRUPTED
         if any(ln.status == LaneStatus.RAN and ln.failed_checks for ln in required):
-            return EXIT_FAILED
+            return ExitCode.FAILED
         if any(ln.status == LaneStatus.INFRA_ERROR for ln in required):
-            return EXIT_INFRA
-        return EXIT_OK
+            return ExitCode.INFRA
+        return ExitCode.OK
 
     def to_dict(self) -> dict[str, Any]:
         return {

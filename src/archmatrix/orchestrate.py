@@ -157,11 +157,9 @@ def run_matrix(
         finally:
             pool.shutdown(wait=not interrupted)
     ordered = [results[p.lane.id] for p in planned if p.lane.id in results]
-    tol32 = config.checks.tolerances.get("float32")
-    built = matrix_mod.build(
-        ordered, lock=config.lock.packages, drift_rtol=config.checks.drift_rtol,
-        float32_rtol=tol32.rtol if tol32 else 2e-4,
-    )
+    from .results import build_matrix
+
+    built = build_matrix(ordered, config)
     return RunOutcome(built, planned, interrupted)
 
 

@@ -79,11 +79,10 @@ def lock_text(lane: LaneResult, lock: Mapping[str, str]) -> str:
     packages = lane.facts.get("packages")
     if not isinstance(packages, Mapping) or not lock:
         return "?"
-    differ = [
-        f"{name} {packages.get(name.lower(), 'missing')}"
-        for name, version in lock.items()
-        if packages.get(name.lower()) != version
-    ]
+    from .findings import lock_differences
+
+    differ = [f"{name} {'missing' if have is None else have}"
+              for name, have, _ in lock_differences(lock, packages)]
     return "matches" if not differ else "DIFFERS: " + ", ".join(differ)
 
 

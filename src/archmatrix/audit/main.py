@@ -11,19 +11,16 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import config as config_mod
-from ..config import ConfigError, LaneConfig
-from ..matrix import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, build, load_dir, order_lanes, read_matrix
+from ..config import LaneConfig
+from ..errors import ExitCode, ResultsError, UsageError
 from ..suite.result import ResultFileError
 
 if TYPE_CHECKING:
     from ..matrix import Matrix
-
-EXIT_BAD_RESULTS = 4
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -43,7 +40,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="a matrix.json (or a directory of lane results) to compare the prediction with")
 
 
-class AuditUsageError(Exception):
+class AuditUsageError(UsageError):
     pass
 
 
@@ -55,14 +52,17 @@ def _lanes(config_path: Path | None) -> tuple[LaneConfig, ...]:
 
 
 def _matrix(path: Path) -> Matrix:
-    if path.is_dir():
-        lanes, problems = load_dir(path)
-        if not lanes:
-            raise ResultFileError(f"{path}: no lane result files found")
-        return build(order_lanes(lanes, []), problems=problems)
+    from ..results import load_matrix
+
     if not path.exists():
         raise AuditUsageError(f"audit: --compare {path}: no such file or directory")
-    return read_matrix(path)
+    try:
+        matrix = load_matrix(path, merged=False)
+    except ResultFileError as exc:
+        raise ResultsError(f"audit: {exc}") from None
+    if not matrix.lanes and path.is_dir():
+        raise ResultsError(f"audit: {path}: no lane result files found")
+    return matrix
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,29 +72,21 @@ def run(args: argparse.Namespace) -> int:
     from .render import compare, render, render_compare
     from .report import audit
 
+    lanes = lane_targets(_lanes(args.config))
+    known = [ln.id for ln in lanes]
+    for lane_id in args.lanes or []:
+        if lane_id not in known:
+            close = difflib.get_close_matches(lane_id, known, n=1)
+            hint = f" (perhaps you meant {close[0]!r}?)" if close else ""
+            raise AuditUsageError(f"audit: unknown lane {lane_id!r}{hint}; lanes: {', '.join(known)}")
+    for path in args.paths:
+        if not path.exists():
+            raise AuditUsageError(f"audit: {path}: no such file or directory")
+    matrix = _matrix(args.compare) if args.compare else None
     try:
-        lanes = lane_targets(_lanes(args.config))
-        known = [ln.id for ln in lanes]
-        for lane_id in args.lanes or []:
-            if lane_id not in known:
-                close = difflib.get_close_matches(lane_id, known, n=1)
-                hint = f" (perhaps you meant {close[0]!r}?)" if close else ""
-                raise AuditUsageError(f"audit: unknown lane {lane_id!r}{hint}; lanes: {', '.join(known)}")
-        for path in args.paths:
-            if not path.exists():
-                raise AuditUsageError(f"audit: {path}: no such file or directory")
-        matrix = _matrix(args.compare) if args.compare else None
         report = audit(args.paths, lanes, args.lanes)
-    except (AuditUsageError, NotAnEnvironment) as exc:
-        print(f"archmatrix: {exc}" if isinstance(exc, AuditUsageError) else f"archmatrix: audit: {exc}",
-              file=sys.stderr)
-        return EXIT_CONFIG
-    except ConfigError as exc:
-        print(f"archmatrix: config error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    except ResultFileError as exc:
-        print(f"archmatrix: audit: {exc}", file=sys.stderr)
-        return EXIT_BAD_RESULTS
+    except NotAnEnvironment as exc:
+        raise AuditUsageError(f"audit: {exc}") from None
     if args.json:
         data = report.to_dict()
         if matrix is not None:
@@ -108,4 +100,4 @@ def run(args: argparse.Namespace) -> int:
         if matrix is not None:
             print()
             print(render_compare(compare(report, matrix)))
-    return EXIT_FAILED if report.failed else EXIT_OK
+    return ExitCode.FAILED if report.failed else ExitCode.OK

@@ -23,12 +23,7 @@ if TYPE_CHECKING:
     from ..suite.result import LaneResult
 
 
-class LaneInfraError(Exception):
-    """We could not build or start the lane (not the package's fault): ``infra-error``."""
-
-    def __init__(self, message: str, hint: str = "") -> None:
-        super().__init__(message)
-        self.hint = hint
+from ..errors import LaneInfraError as LaneInfraError  # defined with its exit code in errors
 
 
 def lane_cpu_profile(lane: LaneConfig) -> CpuProfile | None:

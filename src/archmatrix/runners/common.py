@@ -23,11 +23,14 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+from packaging.utils import canonicalize_name
+
 from .. import suite as suite_pkg
 from ..command import CommandError, interrupt, run
 from ..findings import lane_warnings
 from ..suite.classify import classify, clean_evidence
 from ..suite.outcomes import Outcome
+from ..suite.registry import is_module_path
 from ..suite.result import CheckResult, LaneResult, LaneStatus, ResultFileError, load
 from ..wheels import StagingResult
 from .base import LaneJob
@@ -61,7 +64,8 @@ def lane_env(base: Mapping[str, str], suite_root: Path) -> tuple[dict[str, str],
 def suite_digest(user_files: Sequence[Path] = ()) -> str:
     """Hash of the suite's source (and staged user modules): part of every cache key that bakes it in."""
     h = hashlib.sha256()
-    for path in sorted(SUITE_SOURCE.glob("*.py")):
+    # errors.py: the suite's exit codes (stdlib only, staged beside the suite)
+    for path in [PACKAGE_INIT.parent / "errors.py", *sorted(SUITE_SOURCE.glob("*.py"))]:
         h.update(path.name.encode())
         h.update(path.read_bytes())
     for path in sorted(user_files, key=lambda p: p.name):
@@ -93,7 +97,7 @@ def user_modules(entries: Sequence[str], base: Path) -> UserModules:
     files: list[Path] = []
     names: list[str] = []
     for entry in entries:
-        if not (entry.endswith(".py") or "/" in entry or os.sep in entry):
+        if not is_module_path(entry):
             names.append(entry)
             continue
         path = Path(entry).expanduser()
@@ -120,6 +124,7 @@ def stage_suite(workdir: Path, user_files: Sequence[Path] = ()) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f"{root.name}.tmp", dir=root.parent))
     (tmp / "archmatrix" / "suite").mkdir(parents=True)
     shutil.copy2(PACKAGE_INIT, tmp / "archmatrix" / "__init__.py")
+    shutil.copy2(PACKAGE_INIT.parent / "errors.py", tmp / "archmatrix" / "errors.py")
     for path in SUITE_SOURCE.glob("*.py"):
         shutil.copy2(path, tmp / "archmatrix" / "suite" / path.name)
     for path in user_files:
@@ -239,25 +244,22 @@ def result_or_crash(
 def wheel_checks(staging: StagingResult) -> list[CheckResult]:
     """One ``wheel.<package>`` row per locked package: which wheel, or ``no-wheel``."""
     rows = []
-    by_name = {_norm(n): n for n in staging.installed}
+    by_name = {canonicalize_name(n): n for n in staging.installed}
     for name, version in staging.installed.items():
-        wheel = next((w for w in staging.wheels if _norm(w.split("-")[0]) == _norm(name)), "")
-        rows.append(CheckResult(id=f"wheel.{_norm(name)}", outcome=Outcome.PASS,
+        key = canonicalize_name(name)
+        wheel = next((w for w in staging.wheels if canonicalize_name(w.split("-")[0]) == key), "")
+        rows.append(CheckResult(id=f"wheel.{key}", outcome=Outcome.PASS,
                                 message=wheel, metrics={"version": version}))
     for miss in staging.missing:
-        if _norm(miss.name) in by_name:
+        if canonicalize_name(miss.name) in by_name:
             continue
         rows.append(CheckResult(
-            id=f"wheel.{_norm(miss.name)}",
+            id=f"wheel.{canonicalize_name(miss.name)}",
             outcome=Outcome.NO_WHEEL,
             message=f"{miss.name}=={miss.version} has no wheel for {miss.platform}",
             evidence={"pip": miss.reason} if miss.reason else {},
         ))
     return sorted(rows, key=lambda r: r.id)
-
-
-def _norm(name: str) -> str:
-    return name.lower().replace("_", "-").replace(".", "-")
 
 
 def finish(job: LaneJob, result: LaneResult, *, staging: StagingResult | None = None,

@@ -19,6 +19,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from archmatrix.errors import ExitCode
+
 from . import facts as lane_facts
 from .registry import (
     DEFAULT_TOLERANCES,
@@ -30,11 +32,6 @@ from .registry import (
 )
 from .result import CheckResult, LaneResult, LaneStatus, save
 from .supervise import DEFAULT_TIMEOUT, ChildReport, Stage, run_checks, run_forked
-
-EXIT_OK = 0
-EXIT_CHECKS_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -107,10 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         for chk in checks:
             print(f"{chk.id}\t{chk.description}")
-        return EXIT_OK
+        return ExitCode.OK
     if args.facts_only:
         print(json.dumps(collect_facts(args, args.timeout), indent=1, default=str))
-        return EXIT_OK
+        return ExitCode.OK
 
     tolerances = dict(DEFAULT_TOLERANCES)
     for dtype, tol in (spec.get("tolerances") or {}).items():
@@ -178,14 +175,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         result.reason = "interrupted before every check ran"
         save_now()
-        return EXIT_INTERRUPTED
+        return ExitCode.INTERRUPTED
     result.status = LaneStatus.RAN
     save_now()
     if not args.out:
         json.dump(result.to_dict(), sys.stdout, indent=1, default=str)
         print()
     failed = any(c.outcome.failed for c in result.checks)
-    return EXIT_CHECKS_FAILED if failed else EXIT_OK
+    return ExitCode.FAILED if failed else ExitCode.OK
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import importlib
 import importlib.metadata
 import os
 import platform
+import re
 import struct
 import sys
 import sysconfig
@@ -157,13 +158,25 @@ def numpy_build() -> dict[str, Any]:
     }
 
 
+_NAME_SEPARATORS = re.compile(r"[-_.]+")
+
+
+def canonical_name(name: str) -> str:
+    """A distribution's PEP 503 name: ``packaging.utils.canonicalize_name``'s rule, in the stdlib.
+
+    The host side uses packaging's own function; ``tests/unit/test_names.py``
+    checks that the two agree.
+    """
+    return _NAME_SEPARATORS.sub("-", name).lower()
+
+
 def installed_packages() -> dict[str, str]:
     """Exact versions of every distribution this interpreter can import."""
     out: dict[str, str] = {}
     for dist in importlib.metadata.distributions():
         name = dist.metadata["Name"]
         if name:
-            out[name.lower().replace("_", "-")] = dist.version
+            out[canonical_name(name)] = dist.version
     return dict(sorted(out.items()))
 
 

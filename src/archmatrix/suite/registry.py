@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import math
+import os
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -192,6 +193,11 @@ def builtin_checks() -> list[Check]:
     return sorted(_REGISTRY.values(), key=lambda c: rank.get(c.func.__module__, len(rank)))
 
 
+def is_module_path(entry: str) -> bool:
+    """Whether a user check module entry is a ``.py`` file's path (else it is a dotted module name)."""
+    return entry.endswith(".py") or "/" in entry or os.sep in entry
+
+
 def load_user_module(spec: str) -> list[Check]:
     """Import a user check module by dotted name or by ``.py`` path; return its checks.
 
@@ -200,7 +206,7 @@ def load_user_module(spec: str) -> list[Check]:
     needs no import of archmatrix at all.
     """
     before = set(_REGISTRY)
-    if spec.endswith(".py") or "/" in spec:
+    if is_module_path(spec):
         path = Path(spec)
         mod_name = path.stem
         loader_spec = importlib.util.spec_from_file_location(mod_name, path)
