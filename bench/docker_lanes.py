@@ -166,11 +166,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     host = detect()
     server = host.docker.server_arch or host.machine
     if not host.docker.reachable:
-        print(f"docker daemon not reachable ({host.docker.error}): sudo ci/setup-linux-host.sh",
+        print(f"docker daemon not reachable ({host.docker.error}): ci/setup-linux-host.sh",
               file=sys.stderr)
         return 2
     if server != "aarch64" and "aarch64" not in host.binfmt and not host.docker.desktop:
-        print("no qemu-aarch64 binfmt handler: sudo ci/setup-linux-host.sh", file=sys.stderr)
+        print("no qemu-aarch64 binfmt handler: ci/setup-linux-host.sh", file=sys.stderr)
         return 2
     client = docker.from_env(timeout=3600)
     cfg = config.load(args.config)

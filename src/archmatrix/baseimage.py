@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 
 from archmatrix.command import CommandError, run
 from archmatrix.errors import ExitCode, InfraError, UsageError
-from archmatrix.hostfacts import BINFMT_DIR
+from archmatrix.hostfacts import BINFMT_DIR, SETUP_SCRIPT
 from archmatrix.suite import arch as arch_mod
 
 if TYPE_CHECKING:  # the SDK is imported lazily: pure helpers must not need it
@@ -71,7 +71,7 @@ SMOKE_TEST = (
 
 APT_SOURCES_LIST = Path("/etc/apt/sources.list")
 APT_SOURCES_DIR = Path("/etc/apt/sources.list.d")
-SETUP_HINT = "run: sudo ci/setup-linux-host.sh"
+SETUP_HINT = f"run: {SETUP_SCRIPT}"
 
 DEBOOTSTRAP_TIMEOUT = 45 * 60  # arm64 under QEMU takes minutes on 2 cores
 

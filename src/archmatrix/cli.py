@@ -291,9 +291,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_base_images(args: argparse.Namespace) -> int:
-    from .baseimage import build_images
+    from .baseimage import PLATFORMS, build_images
 
-    return build_images(args.platforms or ["linux/amd64", "linux/arm64"], workdir=args.workdir)
+    return build_images(args.platforms or list(PLATFORMS), workdir=args.workdir)
 
 
 def results_matrix(results: Path) -> Matrix:

@@ -19,6 +19,9 @@ from .command import CommandError, run
 from .suite import arch as arch_mod
 
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
+# How a Linux host gets what the Docker and QEMU lanes need: the script asks
+# for root itself (sudo when there is one), so the hint works as root too.
+SETUP_SCRIPT = "ci/setup-linux-host.sh"
 # Where python.org's universal2 installer and Homebrew on Intel put interpreters.
 X86_PYTHON_CANDIDATES = (
     "/Library/Frameworks/Python.framework/Versions/{v}/bin/python{v}",

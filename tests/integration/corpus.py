@@ -68,7 +68,7 @@ CHECK_MODULES = (
     CORPUS / "ompdup" / "ompdup_checks.py",
 )
 NO_WHEEL_ON_AARCH64 = ("pyahocorasick", "2.0.0")  # cp311: manylinux x86_64 wheel, none for aarch64
-INSTALL_HINT = "sudo ci/setup-linux-host.sh (apt-get install gcc gcc-aarch64-linux-gnu libc6-dev-arm64-cross)"
+INSTALL_HINT = "ci/setup-linux-host.sh (apt-get install gcc gcc-aarch64-linux-gnu libc6-dev-arm64-cross)"
 
 
 # --- compiling --------------------------------------------------------------------------------

@@ -53,9 +53,9 @@ def host() -> HostFacts:
     facts = detect()
     server = facts.docker.server_arch or facts.machine
     require(facts.docker.reachable, f"docker daemon not reachable ({facts.docker.error}): "
-                                    "sudo ci/setup-linux-host.sh")
+                                    "ci/setup-linux-host.sh")
     require(server == "aarch64" or "aarch64" in facts.binfmt or facts.docker.desktop,
-            f"no qemu-aarch64 binfmt handler on this {server} host: sudo ci/setup-linux-host.sh")
+            f"no qemu-aarch64 binfmt handler on this {server} host: ci/setup-linux-host.sh")
     return facts
 
 

@@ -158,10 +158,10 @@ def host() -> HostFacts:
     require(f"{sys.version_info.major}.{sys.version_info.minor}" == corpus.PYTHON == _lock()["python"],
             f"the lock is for Python {_lock()['python']}; the corpus's extensions are built for this one")
     require(facts.docker.reachable, f"docker daemon not reachable ({facts.docker.error}): "
-                                    "sudo ci/setup-linux-host.sh")
+                                    "ci/setup-linux-host.sh")
     server = facts.docker.server_arch or facts.machine
     require(server == "aarch64" or "aarch64" in facts.binfmt or facts.docker.desktop,
-            f"no qemu-aarch64 binfmt handler on this {server} host: sudo ci/setup-linux-host.sh")
+            f"no qemu-aarch64 binfmt handler on this {server} host: ci/setup-linux-host.sh")
     require(facts.machine == "x86_64", "the noavx lane and the AVX2 extension need an x86-64 host")
     require(" avx2" in Path("/proc/cpuinfo").read_text(),
             "this host's CPU has no AVX2: the AVX2 extension could not pass natively")

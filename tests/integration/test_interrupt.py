@@ -119,4 +119,4 @@ def _clean_up(tmp_path: Path, containers_before: set[str]) -> None:
 def _docker_reachable() -> None:
     facts = detect()
     require(facts.docker.reachable, f"docker daemon not reachable ({facts.docker.error}): "
-                                    "sudo ci/setup-linux-host.sh")
+                                    "ci/setup-linux-host.sh")

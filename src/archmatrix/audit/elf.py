@@ -16,19 +16,11 @@ from typing import Any
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
+from ..suite.elffile import parse_header
 from .image import BadBinary, Image, Region
 
 ELF_MAGIC = b"\x7fELF"
 
-_MACHINES = {
-    "EM_X86_64": "x86_64",
-    "EM_AARCH64": "aarch64",
-    "EM_386": "i686",
-    "EM_ARM": "armv7l",
-    "EM_PPC64": "ppc64le",
-    "EM_S390": "s390x",
-    "EM_RISCV": "riscv64",
-}
 _GLIBC = re.compile(r"^GLIBC_(\d+)\.(\d+)(?:\.(\d+))?$")
 
 SHF_EXECINSTR = 0x4
@@ -53,8 +45,12 @@ def parse(data: bytes) -> Image:
 
 
 def _parse(elf: ELFFile, data: bytes) -> Image:
+    header = parse_header(data)
     machine = str(elf["e_machine"])
-    arch = _MACHINES.get(machine, machine.removeprefix("EM_").lower())
+    # the architecture's name from the one ELF header reader; pyelftools' name
+    # for one archmatrix has no name for
+    arch = header.arch if header and not header.arch.startswith("e_machine") else (
+        machine.removeprefix("EM_").lower())
     if arch == "ppc64le" and not elf.little_endian:
         arch = "ppc64"
     image = Image(format="elf", os="linux", arch=arch, data=data)

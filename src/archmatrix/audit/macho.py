@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import struct
 
+from ..suite import arch as arch_mod
 from .image import BadBinary, Image, Region
 
 MH_MAGIC_64 = 0xFEEDFACF
@@ -60,7 +61,8 @@ def is_macho(head: bytes) -> bool:
 
 def slice_name(arch: str) -> str:
     """The name Apple tools use for an architecture (``lipo -archs``)."""
-    return {"aarch64": "arm64"}.get(arch, arch)
+    known = arch_mod.lookup(arch)
+    return known.macos if known is not None and known.macos else arch
 
 
 def parse(data: bytes) -> list[Image]:

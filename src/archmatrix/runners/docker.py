@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..baseimage import BaseImageError, ensure_base_image
-from ..hostfacts import HostFacts
+from ..hostfacts import SETUP_SCRIPT, HostFacts
 from ..model import GITHUB_LINUX_ARM64, GITHUB_LINUX_X86_64, LaneConfig, LaneTarget
 from ..suite import arch as arch_mod
 from ..suite.result import LaneResult
@@ -42,7 +42,7 @@ PLATFORMS = {a.docker_platform: a.name for a in (arch_mod.X86_64, arch_mod.AARCH
 BOOKWORM_GLIBC = (2, 36)
 IMAGES_DIR = Path(__file__).resolve().parents[3] / "images"
 LANE_DOCKERFILE = IMAGES_DIR / "lane.Dockerfile"
-SETUP_HINT = "sudo ci/setup-linux-host.sh (installs and starts the engine, registers QEMU)"
+SETUP_HINT = f"{SETUP_SCRIPT} (installs and starts the engine, registers QEMU)"
 
 
 def lane_dockerfile() -> str:

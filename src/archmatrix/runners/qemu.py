@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from ..command import CommandError, run
-from ..hostfacts import HostFacts
+from ..hostfacts import SETUP_SCRIPT, HostFacts
 from ..model import GITHUB_LINUX_ARM64, GITHUB_LINUX_X86_64, QEMU_USER, LaneConfig, LaneTarget
 from ..profiles import DEFAULT_PROFILES, CpuProfile
 from ..suite import arch as arch_mod
@@ -41,7 +41,7 @@ from .base import Availability, LaneInfraError, LaneJob, Option, OptionError, la
 from .common import execute_suite, finish, lane_env, stage_job_suite, suite_args
 from .venv import host_glibc, make_venv, stage_lock
 
-SETUP_HINT = "sudo ci/setup-linux-host.sh (or: apt-get install qemu-user-static)"
+SETUP_HINT = f"{SETUP_SCRIPT} (or, as root: apt-get install qemu-user-static)"
 
 lane_profile = lane_cpu_profile  # the name the tests and older callers use
 
