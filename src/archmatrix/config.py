@@ -19,6 +19,7 @@ import yaml
 
 from .profiles import DEFAULT_PROFILES, CpuProfile
 from .suite.registry import DEFAULT_TOLERANCES, Tolerance
+from .suite.spec import SuiteSpec
 
 DEFAULT_CONFIG = Path("ci/matrix.yaml")
 LANE_ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
@@ -55,15 +56,10 @@ class ChecksConfig:
     tolerances: Mapping[str, Tolerance] = field(default_factory=lambda: dict(DEFAULT_TOLERANCES))
     drift_rtol: float = 1e-6
 
-    def suite_spec(self) -> dict[str, Any]:
-        """What the lane-side suite needs, as JSON-able data (its ``--spec``)."""
-        return {
-            "checks": list(self.select),
-            "exclude": list(self.exclude),
-            "user_checks": list(self.user_modules),
-            "timeouts": dict(self.timeouts),
-            "tolerances": {k: {"rtol": t.rtol, "atol": t.atol} for k, t in self.tolerances.items()},
-        }
+    def suite_spec(self) -> SuiteSpec:
+        """What the lane-side suite needs (its ``--spec``)."""
+        return SuiteSpec(checks=self.select, exclude=self.exclude, user_checks=self.user_modules,
+                         timeouts=dict(self.timeouts), tolerances=dict(self.tolerances))
 
 
 @dataclass(frozen=True)

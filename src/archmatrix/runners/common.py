@@ -13,13 +13,12 @@ command ends in the same :func:`suite_args`.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -58,11 +57,16 @@ def lane_env(base: Mapping[str, str], suite_root: Path) -> tuple[dict[str, str],
     return env, removed
 
 
+def suite_files() -> list[Path]:
+    """Every source file of the suite package, subpackages included, in a stable order."""
+    return sorted(p for p in SUITE_SOURCE.rglob("*.py") if "__pycache__" not in p.parts)
+
+
 def suite_digest(user_files: Sequence[Path] = ()) -> str:
     """Hash of the suite's source (and staged user modules): part of every cache key that bakes it in."""
     h = hashlib.sha256()
-    for path in sorted(SUITE_SOURCE.glob("*.py")):
-        h.update(path.name.encode())
+    for path in suite_files():
+        h.update(path.relative_to(SUITE_SOURCE).as_posix().encode())
         h.update(path.read_bytes())
     for path in sorted(user_files, key=lambda p: p.name):
         h.update(b"\0user\0" + path.name.encode())
@@ -118,10 +122,9 @@ def stage_suite(workdir: Path, user_files: Sequence[Path] = ()) -> Path:
     root.parent.mkdir(parents=True, exist_ok=True)
     # unique per call: lanes run in threads of one process and may stage at once
     tmp = Path(tempfile.mkdtemp(prefix=f"{root.name}.tmp", dir=root.parent))
-    (tmp / "archmatrix" / "suite").mkdir(parents=True)
+    (tmp / "archmatrix").mkdir()
     shutil.copy2(PACKAGE_INIT, tmp / "archmatrix" / "__init__.py")
-    for path in SUITE_SOURCE.glob("*.py"):
-        shutil.copy2(path, tmp / "archmatrix" / "suite" / path.name)
+    shutil.copytree(SUITE_SOURCE, tmp / "archmatrix" / "suite", ignore=_not_source)
     for path in user_files:
         shutil.copy2(path, tmp / path.name)
     # readable by a lane running as another user (containers run as nobody)
@@ -133,6 +136,12 @@ def stage_suite(workdir: Path, user_files: Sequence[Path] = ()) -> Path:
     except OSError:  # another run staged it first: theirs is identical
         shutil.rmtree(tmp, ignore_errors=True)
     return root
+
+
+def _not_source(directory: str, names: list[str]) -> list[str]:
+    """copytree's ignore: only ``.py`` files and the package directories holding them."""
+    return [n for n in names
+            if n == "__pycache__" or (not n.endswith(".py") and not Path(directory, n).is_dir())]
 
 
 def stage_job_suite(job: LaneJob) -> tuple[Path, tuple[str, ...]]:
@@ -162,14 +171,14 @@ def suite_args(
     """
     spec = job.config.checks.suite_spec()
     if user_checks is not None:
-        spec["user_checks"] = list(user_checks)
+        spec = replace(spec, user_checks=tuple(user_checks))
     args = [
         "-m", "archmatrix.suite",
         "--lane", job.lane.id,
         "--runner", job.lane.runner,
         "--out", out,
         "--timeout", f"{job.config.checks.timeout:g}",
-        "--spec", json.dumps(spec, separators=(",", ":")),
+        "--spec", spec.to_json(),
     ]
     if emulator:
         args += ["--emulator", emulator]
