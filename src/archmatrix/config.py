@@ -36,15 +36,6 @@ class Lock:
     packages: Mapping[str, str]
     wheels: tuple[str, ...] = ()  # local wheel files or directories (bring your own package)
 
-    # The names wheels.stage_site_packages expects of a lock.
-    @property
-    def python_version(self) -> str:
-        return self.python
-
-    @property
-    def requirements(self) -> Mapping[str, str]:
-        return self.packages
-
 
 @dataclass(frozen=True)
 class ChecksConfig:

@@ -26,7 +26,7 @@ class DoctorError(Exception):
 
 def collect(python: str, workdir: Path) -> dict[str, Any]:
     """Ask ``python`` for its facts, with a staged copy of the suite on its path."""
-    from .runners.common import stage_suite
+    from .staging.suite import stage_suite
 
     suite_root = stage_suite(workdir)
     env = {**os.environ, "PYTHONPATH": str(suite_root)}

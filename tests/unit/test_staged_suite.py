@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from archmatrix.runners import common
-from archmatrix.runners.common import SUITE_SOURCE, stage_suite, suite_digest
+from archmatrix.staging import suite as staging_suite
+from archmatrix.staging.suite import SUITE_SOURCE, stage_suite, suite_digest
 
 IMPORT_ALL = """
 import importlib, json, sys
@@ -78,7 +78,7 @@ def test_the_staged_suite_runs_and_lists_every_builtin_check(tmp_path: Path) -> 
 def test_the_digest_covers_files_in_subpackages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     copy = tmp_path / "suite"
     shutil.copytree(SUITE_SOURCE, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(common, "SUITE_SOURCE", copy)
+    monkeypatch.setattr(staging_suite, "SUITE_SOURCE", copy)
     before = suite_digest()
     with (copy / "checks" / "blas.py").open("a", encoding="utf-8") as fh:
         fh.write("\n# edited\n")

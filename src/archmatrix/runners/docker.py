@@ -28,8 +28,7 @@ from ..config import LaneConfig
 from ..hostfacts import HostFacts
 from ..suite.result import LaneResult
 from .base import Availability, LaneInfraError, LaneJob
-from .common import finish, result_or_crash, stage_job_suite, suite_args
-from .venv import stage_lock
+from .common import finish, result_or_crash, stage_job_lock, stage_job_suite, suite_args
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -114,7 +113,7 @@ class DockerRunner:
             raise LaneInfraError(f"docker daemon not reachable: {exc}", SETUP_HINT) from exc
 
         # the lock and lock.wheels for the container's platform (Debian bookworm's glibc)
-        staged = stage_lock(job, arch, BOOKWORM_GLIBC)
+        staged = stage_job_lock(job, arch, BOOKWORM_GLIBC)
         suite_root, user_checks = stage_job_suite(job)
 
         base = job.lane.options.get("base_image")
