@@ -9,7 +9,7 @@ Measured side by side in one run, on this host:
     reused: it is a one-time build per machine, reported separately.
 (b) warm arm64 lane: the same command and workdir again; asserts that nothing
     was rebuilt (no image build, same image id, no new staging).
-(c) host staging (``archmatrix.wheels.stage_site_packages`` for aarch64, empty
+(c) host staging (``archmatrix.staging.lock.stage_site_packages`` for aarch64, empty
     wheel cache, downloads included) against the naive way: pip installing the
     same lock inside an emulated linux/arm64 container. Containers have no
     network, so the naive side gets the same wheels pre-downloaded on the host
@@ -47,7 +47,8 @@ from archmatrix.baseimage import BaseImageError, base_image_tag, ensure_base_ima
 from archmatrix.command import CommandError, run
 from archmatrix.hostfacts import detect
 from archmatrix.runners.docker import BOOKWORM_GLIBC
-from archmatrix.wheels import StagingResult, stage_site_packages
+from archmatrix.staging.lock import stage_site_packages
+from archmatrix.staging.result import StagingResult
 
 ROOT = Path(__file__).resolve().parents[1]
 PLATFORM = "linux/arm64"
@@ -258,7 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
              "--disable-pip-version-check", "--dest", str(naive / "pip"), f"pip=={pip_version}"])
         pip_wheel = next((naive / "pip").glob("pip-*.whl"))
-        requirements = [f"{name}=={version}" for name, version in sorted(lock.requirements.items())]
+        requirements = [f"{name}=={version}" for name, version in sorted(lock.packages.items())]
         naive_s: list[float] = []
         same = True
         for i in range(args.repeat):
@@ -283,7 +284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     emulator = "native" if server == "aarch64" else "QEMU via binfmt" if not host.docker.desktop \
         else "Docker Desktop"
     print()
-    print(f"arm64 Docker lane ({PLATFORM}, {emulator}), {len(lock.requirements)} locked packages, "
+    print(f"arm64 Docker lane ({PLATFORM}, {emulator}), {len(lock.packages)} locked packages, "
           f"{host.cpu_count} CPUs")
     print(f"base image {base_tag}: {base_note}")
     rows = []

@@ -59,9 +59,10 @@ from archmatrix.command import CommandError, run
 from archmatrix.hostfacts import HostFacts, detect
 from archmatrix.plan import parallelism, plan
 from archmatrix.profiles import DEFAULT_PROFILES
-from archmatrix.runners.common import lane_env, stage_suite
+from archmatrix.runners.common import lane_env
 from archmatrix.runners.docker import emulation
 from archmatrix.runners.qemu import qemu_command
+from archmatrix.staging.suite import stage_suite
 from archmatrix.suite.result import LaneResult, load
 
 ROOT = Path(__file__).resolve().parents[1]

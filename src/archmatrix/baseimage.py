@@ -49,7 +49,7 @@ RECIPE_VERSION = 1
 
 DEFAULT_SUITE = "bookworm"
 # Lanes only need an interpreter: their site-packages are staged on the host
-# (archmatrix.wheels) and mounted, so no pip, venv or certificates inside.
+# (archmatrix.staging) and mounted, so no pip, venv or certificates inside.
 DEFAULT_PACKAGES: tuple[str, ...] = ("python3",)
 VARIANT = "minbase"
 REPOSITORY = "archmatrix-base"

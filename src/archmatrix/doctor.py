@@ -30,7 +30,7 @@ class DoctorError(InfraError):
 
 def collect(python: str, workdir: Path) -> dict[str, Any]:
     """Ask ``python`` for its facts, with a staged copy of the suite on its path."""
-    from .runners.common import stage_suite
+    from .staging.suite import stage_suite
 
     suite_root = stage_suite(workdir)
     env = {**os.environ, "PYTHONPATH": str(suite_root)}

@@ -17,6 +17,7 @@ from typing import Any
 from .errors import ConfigError
 from .profiles import DEFAULT_PROFILES, CpuProfile
 from .suite.registry import DEFAULT_TOLERANCES, Tolerance
+from .suite.spec import SuiteSpec
 
 # GitHub Actions runner labels: which real machine runs a lane in CI.
 GITHUB_LINUX_X86_64 = "ubuntu-24.04"
@@ -35,15 +36,6 @@ class Lock:
     packages: Mapping[str, str]
     wheels: tuple[str, ...] = ()  # local wheel files or directories (bring your own package)
 
-    # The names wheels.stage_site_packages expects of a lock.
-    @property
-    def python_version(self) -> str:
-        return self.python
-
-    @property
-    def requirements(self) -> Mapping[str, str]:
-        return self.packages
-
 
 @dataclass(frozen=True)
 class ChecksConfig:
@@ -55,15 +47,10 @@ class ChecksConfig:
     tolerances: Mapping[str, Tolerance] = field(default_factory=lambda: dict(DEFAULT_TOLERANCES))
     drift_rtol: float = 1e-6
 
-    def suite_spec(self) -> dict[str, Any]:
-        """What the lane-side suite needs, as JSON-able data (its ``--spec``)."""
-        return {
-            "checks": list(self.select),
-            "exclude": list(self.exclude),
-            "user_checks": list(self.user_modules),
-            "timeouts": dict(self.timeouts),
-            "tolerances": {k: {"rtol": t.rtol, "atol": t.atol} for k, t in self.tolerances.items()},
-        }
+    def suite_spec(self) -> SuiteSpec:
+        """What the lane-side suite needs (its ``--spec``)."""
+        return SuiteSpec(checks=self.select, exclude=self.exclude, user_checks=self.user_modules,
+                         timeouts=dict(self.timeouts), tolerances=dict(self.tolerances))
 
 
 @dataclass(frozen=True)

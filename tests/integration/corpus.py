@@ -45,7 +45,7 @@ from pathlib import Path
 
 from conftest import ROOT, require
 
-from archmatrix.wheels import find_wheel, platform_tags, supported_tags
+from archmatrix.staging.tags import find_wheel, platform_tags, supported_tags
 
 FIXTURES = ROOT / "tests" / "fixtures"
 CORPUS = FIXTURES / "corpus"

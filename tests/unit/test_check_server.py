@@ -19,11 +19,11 @@ from typing import Any
 
 import pytest
 
-from archmatrix.suite.child import ChildReport
+from archmatrix.suite.engine.child import ChildReport
+from archmatrix.suite.engine.supervise import Stage, run_checks
 from archmatrix.suite.outcomes import Outcome
 from archmatrix.suite.registry import Check, CheckContext
 from archmatrix.suite.result import CheckResult
-from archmatrix.suite.supervise import Stage, run_checks
 
 # A module nothing here imports, and the preload imports: proves where a check ran.
 MARKER = "xml.dom.minidom"

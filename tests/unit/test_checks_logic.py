@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from archmatrix.suite import checks_linalg as cl
-from archmatrix.suite import checks_sklearn as cs
-from archmatrix.suite import refmath as rm
+from archmatrix.suite.checks import linalg as cl
+from archmatrix.suite.checks import refmath as rm
+from archmatrix.suite.checks import sklearn as cs
 from archmatrix.suite.registry import DEFAULT_TOLERANCES, CheckContext, Mismatch, Tolerance
 
 # The checks judge these libraries; without them there is nothing to run.
@@ -59,8 +59,8 @@ def test_modules_import_only_the_standard_library() -> None:
         "import json, sys\n"
         f"sys.path.insert(0, {str(SRC)!r})\n"
         "from archmatrix.suite import registry\n"
-        "linalg = registry.load_user_module('archmatrix.suite.checks_linalg')\n"
-        "sk = registry.load_user_module('archmatrix.suite.checks_sklearn')\n"
+        "linalg = registry.load_user_module('archmatrix.suite.checks.linalg')\n"
+        "sk = registry.load_user_module('archmatrix.suite.checks.sklearn')\n"
         "third = sorted(m for m in ('numpy', 'scipy', 'sklearn', 'threadpoolctl', 'joblib')"
         " if m in sys.modules)\n"
         "print(json.dumps({'linalg': [c.id for c in linalg], 'sklearn': [c.id for c in sk],"

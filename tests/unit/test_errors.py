@@ -22,7 +22,7 @@ from archmatrix.errors import (
     ResultsError,
     UsageError,
 )
-from archmatrix.runners.common import stage_suite, suite_digest
+from archmatrix.staging.suite import stage_suite, suite_digest
 
 PACKAGE = Path(archmatrix.__file__).parent
 # Functions whose int results are exit statuses: every command, and the entry points.

@@ -1,4 +1,4 @@
-"""An x86-64 .so that ld.so calls "missing" on aarch64 is ``wrong-arch`` (suite/loader.py + classify).
+"""An x86-64 .so that ld.so calls "missing" on aarch64 is ``wrong-arch`` (suite/lane/ldso.py + classify).
 
 glibc's loader reports a shared object for another machine with the words of
 a missing file; only the lane, which can read the file, can tell the two
@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from archmatrix.suite import loader
 from archmatrix.suite.classify import classify, clean_evidence
+from archmatrix.suite.engine.supervise import ChildReport, judge
+from archmatrix.suite.lane import ldso as loader
 from archmatrix.suite.outcomes import Outcome
-from archmatrix.suite.supervise import ChildReport, judge
 
 # What ld.so said in the linux-arm64-docker lane, and in public reports
 # (e.g. https://github.com/precimed/mixer/issues/61): the same words as for a missing file.

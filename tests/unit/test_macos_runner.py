@@ -19,11 +19,11 @@ from archmatrix.runners.macos import (
     ROSETTA_HINT,
     MacosRunner,
     lane_python,
-    macos_wheel_fits,
     suite_command,
     venv_commands,
     verify_architecture,
 )
+from archmatrix.staging.tags import macos_wheel_fits
 from archmatrix.suite.outcomes import Outcome
 
 ROOT = Path(__file__).resolve().parents[2]

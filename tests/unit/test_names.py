@@ -8,7 +8,7 @@ import pytest
 from packaging.utils import canonicalize_name
 
 from archmatrix.findings import diagnose, lock_differences
-from archmatrix.suite.facts import canonical_name, installed_packages
+from archmatrix.suite.lane.facts import canonical_name, installed_packages
 from archmatrix.suite.registry import is_module_path
 from archmatrix.suite.result import LaneResult, LaneStatus
 from archmatrix.summary import lock_text

@@ -16,17 +16,13 @@ import pytest
 
 from archmatrix import cli, config
 from archmatrix.hostfacts import HostFacts
-from archmatrix.runners import LaneJob, venv
-from archmatrix.runners.common import (
-    UserModuleError,
-    stage_job_suite,
-    stage_suite,
-    suite_args,
-    suite_digest,
-    user_modules,
-)
+from archmatrix.runners import LaneJob
+from archmatrix.runners.common import stage_job_lock, stage_job_suite, suite_args
 from archmatrix.runners.docker import lock_pth
-from archmatrix.wheels import StagingResult
+from archmatrix.staging import lock as staging_lock
+from archmatrix.staging import tags as staging_tags
+from archmatrix.staging.result import StagingResult
+from archmatrix.staging.suite import UserModuleError, stage_suite, suite_digest, user_modules
 
 CONFIG = """\
 lock:
@@ -153,7 +149,7 @@ def test_cli_reports_a_bad_wheel_with_the_usage_exit_code(project: Path, monkeyp
 
 
 def test_local_wheel_tags_take_what_pip_wheel_builds_on_linux() -> None:
-    tags = {str(t) for t in venv.local_wheel_tags("3.11", "aarch64", (2, 36))}
+    tags = {str(t) for t in staging_tags.local_wheel_tags("3.11", "aarch64", (2, 36))}
     for tag in ("cp311-cp311-manylinux_2_28_aarch64", "cp311-cp311-linux_aarch64",
                 "cp311-abi3-linux_aarch64", "py3-none-linux_aarch64", "py3-none-any"):
         assert tag in tags, tag
@@ -161,8 +157,8 @@ def test_local_wheel_tags_take_what_pip_wheel_builds_on_linux() -> None:
 
 
 def test_local_projects_are_canonical_names(project: Path) -> None:
-    files = venv.local_wheel_files(["dist"], project)
-    assert venv.local_projects(files) == {"numpy", "mypkg"}
+    files = staging_lock.local_wheel_files(["dist"], project)
+    assert staging_lock.local_projects(files) == {"numpy", "mypkg"}
 
 
 def test_a_local_wheel_takes_the_place_of_the_locked_pin(project: Path, tmp_path: Path,
@@ -182,9 +178,9 @@ def test_a_local_wheel_takes_the_place_of_the_locked_pin(project: Path, tmp_path
         return StagingResult(site_packages=workdir / "local", installed=installed,
                              wheels=sorted(p.name for p in files))
 
-    monkeypatch.setattr(venv, "stage_site_packages", fake_lock)
-    monkeypatch.setattr(venv, "stage_local_wheels", fake_local)
-    result = venv.stage_lock(job(project, tmp_path), "x86_64", (2, 36))
+    monkeypatch.setattr(staging_lock, "stage_site_packages", fake_lock)
+    monkeypatch.setattr(staging_lock, "stage_local_wheels", fake_local)
+    result = stage_job_lock(job(project, tmp_path), "x86_64", (2, 36))
     assert staged["lock"] == {"scipy": "1.17.1"}  # numpy left to the local wheel
     assert staged["local"] == ["mypkg-1.0-py3-none-any.whl", "numpy-2.4.6+mine-cp311-cp311-linux_x86_64.whl"]
     assert result.staging.installed == {"scipy": "1.17.1", "numpy": "2.4.6+mine", "mypkg": "1.0"}

@@ -14,11 +14,11 @@ import pytest
 
 from archmatrix import cli
 from archmatrix.config import PROBE_PATTERN, ConfigError, parse, without_probes
-from archmatrix.suite import checks_perf as perf
+from archmatrix.suite.checks import perf
+from archmatrix.suite.engine.supervise import demote, run_checks
 from archmatrix.suite.outcomes import Outcome
 from archmatrix.suite.registry import Check, CheckContext, builtin_checks, select
 from archmatrix.suite.result import CheckResult
-from archmatrix.suite.supervise import demote, run_checks
 
 # ---------------------------------------------------------------- sizing
 

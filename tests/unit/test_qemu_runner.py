@@ -26,8 +26,9 @@ from archmatrix.runners.qemu import (
     qemu_command,
     without_noise,
 )
-from archmatrix.runners.venv import local_wheel_files, local_wheel_tags, stage_local_wheels
-from archmatrix.wheels import StagingError
+from archmatrix.staging.lock import local_wheel_files, stage_local_wheels
+from archmatrix.staging.result import StagingError
+from archmatrix.staging.tags import local_wheel_tags
 
 ROOT = Path(__file__).resolve().parents[2]
 QEMU = "/usr/bin/qemu-x86_64-static"

@@ -10,7 +10,7 @@ from fractions import Fraction as F
 
 import pytest
 
-from archmatrix.suite import refmath as rm
+from archmatrix.suite.checks import refmath as rm
 
 
 def _is_identity(m: rm.QMatrix) -> bool:

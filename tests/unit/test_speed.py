@@ -233,7 +233,7 @@ def test_html_with_matplotlib_embeds_an_svg_plot() -> None:
 
 def test_the_real_probe_feeds_the_matrix() -> None:
     # the metric names the suite records are the ones this module reads
-    from archmatrix.suite import checks_perf
+    from archmatrix.suite.checks import perf as checks_perf
     from archmatrix.suite.registry import CheckContext
 
     ctx = CheckContext(options={"perf.pool_budget_s": 0.1})

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from archmatrix.suite import registry
+from archmatrix.suite.engine.supervise import ChildReport, judge
 from archmatrix.suite.outcomes import Outcome
 from archmatrix.suite.registry import (
     Check,
@@ -21,7 +22,6 @@ from archmatrix.suite.registry import (
     load_user_module,
     select,
 )
-from archmatrix.suite.supervise import ChildReport, judge
 
 QEMU_SIGILL = (
     "qemu-x86_64: warning: TCG doesn't support requested feature: CPUID.01H:ECX.vmx [bit 5]\n"

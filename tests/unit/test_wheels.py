@@ -1,4 +1,4 @@
-"""Pure parts of archmatrix.wheels: tag lists, cache lookup, keys, pip failure kinds."""
+"""Pure parts of archmatrix.staging: tag lists, cache lookup, keys, pip failure kinds."""
 
 from __future__ import annotations
 
@@ -9,30 +9,17 @@ from pathlib import Path
 import pytest
 from packaging.tags import Tag
 
-from archmatrix.wheels import (
-    MARKER,
-    MissingWheel,
-    StagingError,
-    StagingResult,
-    _write_marker,
-    classify_pip_failure,
-    find_wheel,
-    marker_environment,
-    platform_tags,
-    read_marker,
-    stage_site_packages,
-    staged_requirements,
-    staging_key,
-    supported_tags,
-    target_name,
-    unmet_requirements,
-)
+from archmatrix.staging.lock import stage_site_packages, staged_requirements, staging_key, unmet_requirements
+from archmatrix.staging.pip import classify_pip_failure
+from archmatrix.staging.result import MARKER, MissingWheel, StagingError, StagingResult, read_marker
+from archmatrix.staging.result import write_marker as _write_marker
+from archmatrix.staging.tags import find_wheel, marker_environment, platform_tags, supported_tags, target_name
 
 
 @dataclass(frozen=True)
 class Lock:
-    python_version: str
-    requirements: Mapping[str, str] = field(default_factory=dict)
+    python: str
+    packages: Mapping[str, str] = field(default_factory=dict)
 
 
 BOOKWORM = (2, 36)
@@ -135,7 +122,7 @@ def test_staging_key_changes_with_every_input() -> None:
     assert key == staging_key(Lock("3.11", {"scipy": "1.17.1", "numpy": "2.4.6"}), "aarch64", BOOKWORM)
     assert key == staging_key(Lock("3.11", {"NumPy": "2.4.6", "scipy": "1.17.1"}), "aarch64", BOOKWORM)
     others = {
-        staging_key(Lock("3.12", lock.requirements), "aarch64", BOOKWORM),
+        staging_key(Lock("3.12", lock.packages), "aarch64", BOOKWORM),
         staging_key(Lock("3.11", {"numpy": "2.4.5", "scipy": "1.17.1"}), "aarch64", BOOKWORM),
         staging_key(Lock("3.11", {"numpy": "2.4.6"}), "aarch64", BOOKWORM),
         staging_key(lock, "x86_64", BOOKWORM),

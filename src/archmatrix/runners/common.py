@@ -1,38 +1,29 @@
-"""What every runner does the same way: stage the suite, run it, finish the result.
+"""What every runner does the same way: stage the lock and the suite, run it, finish the result.
 
-The suite is copied (content-addressed) into ``.archmatrix/suite/<hash>/`` as
-a tiny ``archmatrix`` package holding only ``archmatrix/suite``, so a lane
-interpreter needs nothing but the locked packages and that directory on its
-path. User check modules given as ``.py`` paths are copied beside it as
-top-level modules: a container or an emulated lane cannot see the host's
-paths, but every lane has the staged suite on its path. Whatever the runner's
+The staging itself is :mod:`archmatrix.staging`; here it is done for a
+:class:`LaneJob`, its errors turned into the lane's infra-error. Whatever the runner's
 prefix (``qemu-x86_64 -cpu …``, ``arch -x86_64``, ``docker run …``), the
 command ends in the same :func:`suite_args`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from .. import suite as suite_pkg
 from ..command import CommandError, interrupt, run
 from ..findings import lane_warnings
+from ..staging.lock import StagedLock, stage_lock
+from ..staging.result import StagingError, StagingResult
+from ..staging.suite import UserModuleError, stage_suite, user_modules
 from ..suite.classify import classify, clean_evidence
 from ..suite.outcomes import Outcome
-from ..suite.registry import is_module_path
 from ..suite.result import CheckResult, LaneResult, LaneStatus, ResultFileError, load
-from ..wheels import StagingResult
 from .base import LaneJob
 
 # Variables that pin a library's CPU dispatch regardless of the CPU. With
@@ -49,10 +40,6 @@ CPU_OVERRIDE_VARS = (
     "NPY_DISABLE_CPU_FEATURES",
 )
 
-SUITE_SOURCE = Path(suite_pkg.__file__).parent
-PACKAGE_INIT = SUITE_SOURCE.parent / "__init__.py"
-
-
 def lane_env(base: Mapping[str, str], suite_root: Path) -> tuple[dict[str, str], list[str]]:
     """The emulated process's environment, and the CPU-override variables removed from it."""
     removed = sorted(k for k in CPU_OVERRIDE_VARS if k in base)
@@ -61,83 +48,14 @@ def lane_env(base: Mapping[str, str], suite_root: Path) -> tuple[dict[str, str],
     return env, removed
 
 
-def suite_digest(user_files: Sequence[Path] = ()) -> str:
-    """Hash of the suite's source (and staged user modules): part of every cache key that bakes it in."""
-    h = hashlib.sha256()
-    # errors.py: the suite's exit codes (stdlib only, staged beside the suite)
-    for path in [PACKAGE_INIT.parent / "errors.py", *sorted(SUITE_SOURCE.glob("*.py"))]:
-        h.update(path.name.encode())
-        h.update(path.read_bytes())
-    for path in sorted(user_files, key=lambda p: p.name):
-        h.update(b"\0user\0" + path.name.encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()[:16]
+def stage_job_lock(job: LaneJob, arch: str, glibc: tuple[int, int]) -> StagedLock:
+    """The job's lock (and ``lock.wheels``) staged for ``arch``/``glibc`` under ``job.workdir``."""
+    from .base import LaneInfraError
 
-
-class UserModuleError(Exception):
-    """A ``checks.user_modules`` entry that cannot be staged (missing file, clashing name)."""
-
-
-@dataclass(frozen=True)
-class UserModules:
-    """``checks.user_modules`` resolved on the host: files staged with the suite, names each lane imports."""
-
-    files: tuple[Path, ...] = ()
-    names: tuple[str, ...] = ()
-
-
-def user_modules(entries: Sequence[str], base: Path) -> UserModules:
-    """Resolve ``checks.user_modules`` (relative paths against ``base``, the config's directory).
-
-    A dotted name is a module of the lane's own environment (a locked or local
-    wheel) and is passed on as it is. A ``.py`` path is staged with the suite
-    and imported by its file name, so its checks keep their ids
-    (``<stem>.<name>``) in every lane.
-    """
-    files: list[Path] = []
-    names: list[str] = []
-    for entry in entries:
-        if not is_module_path(entry):
-            names.append(entry)
-            continue
-        path = Path(entry).expanduser()
-        path = path if path.is_absolute() else base / path
-        if not path.is_file():
-            raise UserModuleError(f"checks.user_modules: {entry}: no such file ({path})")
-        name = path.stem
-        if not name.isidentifier() or name == "archmatrix":
-            raise UserModuleError(f"checks.user_modules: {entry}: {name!r} cannot be a module name")
-        if name in names:
-            raise UserModuleError(f"checks.user_modules: two modules are called {name!r}; rename one")
-        files.append(path)
-        names.append(name)
-    return UserModules(tuple(files), tuple(names))
-
-
-def stage_suite(workdir: Path, user_files: Sequence[Path] = ()) -> Path:
-    """Copy the suite and ``user_files`` into ``workdir/suite/<hash>``; return the directory for sys.path."""
-    root = workdir / "suite" / suite_digest(user_files)
-    if (root / "archmatrix" / "suite" / "__main__.py").exists():
-        return root
-    root.parent.mkdir(parents=True, exist_ok=True)
-    # unique per call: lanes run in threads of one process and may stage at once
-    tmp = Path(tempfile.mkdtemp(prefix=f"{root.name}.tmp", dir=root.parent))
-    (tmp / "archmatrix" / "suite").mkdir(parents=True)
-    shutil.copy2(PACKAGE_INIT, tmp / "archmatrix" / "__init__.py")
-    shutil.copy2(PACKAGE_INIT.parent / "errors.py", tmp / "archmatrix" / "errors.py")
-    for path in SUITE_SOURCE.glob("*.py"):
-        shutil.copy2(path, tmp / "archmatrix" / "suite" / path.name)
-    for path in user_files:
-        shutil.copy2(path, tmp / path.name)
-    # readable by a lane running as another user (containers run as nobody)
-    for path in tmp.rglob("*"):
-        path.chmod(0o755 if path.is_dir() else 0o644)
-    tmp.chmod(0o755)
     try:
-        os.replace(tmp, root)
-    except OSError:  # another run staged it first: theirs is identical
-        shutil.rmtree(tmp, ignore_errors=True)
-    return root
+        return stage_lock(job.config.lock, job.config.path.parent, arch, glibc, job.workdir, job.progress)
+    except StagingError as exc:
+        raise LaneInfraError(f"could not stage the lock: {exc}") from exc
 
 
 def stage_job_suite(job: LaneJob) -> tuple[Path, tuple[str, ...]]:
@@ -167,14 +85,14 @@ def suite_args(
     """
     spec = job.config.checks.suite_spec()
     if user_checks is not None:
-        spec["user_checks"] = list(user_checks)
+        spec = replace(spec, user_checks=tuple(user_checks))
     args = [
         "-m", "archmatrix.suite",
         "--lane", job.lane.id,
         "--runner", job.lane.runner,
         "--out", out,
         "--timeout", f"{job.config.checks.timeout:g}",
-        "--spec", json.dumps(spec, separators=(",", ":")),
+        "--spec", spec.to_json(),
     ]
     if emulator:
         args += ["--emulator", emulator]

@@ -29,8 +29,7 @@ from ..model import GITHUB_LINUX_ARM64, GITHUB_LINUX_X86_64, LaneConfig, LaneTar
 from ..suite import arch as arch_mod
 from ..suite.result import LaneResult
 from .base import Availability, LaneInfraError, LaneJob, Option, OptionError, lane_cpu_profile
-from .common import finish, result_or_crash, stage_job_suite, suite_args
-from .venv import stage_lock
+from .common import finish, result_or_crash, stage_job_lock, stage_job_suite, suite_args
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -136,7 +135,7 @@ class DockerRunner:
             raise LaneInfraError(f"docker daemon not reachable: {exc}", SETUP_HINT) from exc
 
         # the lock and lock.wheels for the container's platform (Debian bookworm's glibc)
-        staged = stage_lock(job, arch, BOOKWORM_GLIBC)
+        staged = stage_job_lock(job, arch, BOOKWORM_GLIBC)
         suite_root, user_checks = stage_job_suite(job)
 
         base = job.lane.options.get("base_image")

@@ -26,20 +26,22 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
-from packaging.version import InvalidVersion
+from packaging.utils import canonicalize_name
 
 from ..command import CommandError, run
 from ..hostfacts import X86_PYTHON_CANDIDATES, HostFacts
 from ..model import GITHUB_MACOS_ARM64, LaneConfig, LaneTarget
 from ..profiles import DEFAULT_PROFILES
+from ..staging import pip
+from ..staging.lock import local_projects, local_wheel_files
+from ..staging.pip import PIP_TIMEOUT
+from ..staging.result import MissingWheel, StagingError, StagingResult
+from ..staging.tags import macos_wheel_fits, wheel_names, wheel_project
 from ..suite import arch as arch_mod
 from ..suite.outcomes import Outcome
 from ..suite.result import CheckResult, LaneResult
-from ..wheels import PIP_TIMEOUT, MissingWheel, StagingResult, _pip_reason, classify_pip_failure
 from .base import Availability, LaneInfraError, LaneJob, Option, OptionError
 from .common import execute_suite, finish, lane_env, stage_job_suite, suite_args
-from .venv import local_projects, local_wheel_files
 
 ARCHES = (arch_mod.AARCH64.macos or "arm64", arch_mod.X86_64.macos or "x86_64")  # Apple's names
 ROSETTA_HINT = "softwareupdate --install-rosetta --agree-to-license"
@@ -107,17 +109,6 @@ def lane_python(lane: LaneConfig, host: HostFacts) -> str | None:
     if lane.options.get("arch") == "x86_64":
         return host.x86_64_pythons[0] if host.x86_64_pythons else None
     return host.python or None
-
-
-def macos_wheel_fits(filename: str, arch: str) -> bool:
-    """Does a (local) wheel file install on macOS ``arch``? Pure Python, universal2 or that arch."""
-    try:
-        _name, _version, _build, tags = parse_wheel_filename(filename)
-    except (InvalidWheelFilename, InvalidVersion):
-        return False
-    return any(t.platform == "any" or (t.platform.startswith("macosx_")
-                                       and t.platform.endswith((f"_{arch}", "_universal2")))
-               for t in tags)
 
 
 def verify_architecture(arch: str, facts: Mapping[str, Any]) -> CheckResult:
@@ -221,9 +212,9 @@ class MacosRunner:
         _must(install_command(arch, venv_dir, wheel_dir, pins, local), "could not install the lock", pip_env)
         staging = StagingResult(
             site_packages=venv_dir,
-            installed={**pins, **{_wheel_project(p.name): _wheel_version(p.name) for p in local}},
+            installed={**pins, **dict(wheel_project(p.name) for p in local)},
             missing=missing,
-            wheels=sorted([*_wheel_names(wheel_dir, pins), *(p.name for p in local)]),
+            wheels=sorted([*wheel_names(wheel_dir, pins), *(p.name for p in local)]),
         )
 
         job.progress(f"running the suite: arch -{arch}")
@@ -247,32 +238,6 @@ def _must(argv: list[str], what: str, env: Mapping[str, str]) -> None:
 def _download(argv: list[str], env: Mapping[str, str]) -> str | None:
     """None when the wheel is in the cache now; pip's reason when the version has no wheel here."""
     try:
-        run(argv, env=env, timeout=PIP_TIMEOUT)
-    except CommandError as exc:
-        output = f"{exc.stdout}\n{exc.stderr}"
-        if exc.returncode is not None and classify_pip_failure(output) == "no-wheel":
-            return _pip_reason(output)
-        raise LaneInfraError(f"pip could not download a wheel: {exc}\n{exc.tail()}") from exc
-    return None
-
-
-def _wheel_project(filename: str) -> str:
-    return str(parse_wheel_filename(filename)[0])
-
-
-def _wheel_version(filename: str) -> str:
-    return str(parse_wheel_filename(filename)[1])
-
-
-def _wheel_names(wheel_dir: Path, pins: Mapping[str, str]) -> list[str]:
-    """The cached wheel files of the pinned versions (for the ``wheel.<pkg>`` rows)."""
-    wanted = {(canonicalize_name(n), v) for n, v in pins.items()}
-    names = []
-    for path in sorted(wheel_dir.glob("*.whl")):
-        try:
-            name, version, _build, _tags = parse_wheel_filename(path.name)
-        except (InvalidWheelFilename, InvalidVersion):
-            continue
-        if (name, str(version)) in wanted:
-            names.append(path.name)
-    return names
+        return pip.fetch(argv, "a wheel", env=env)
+    except StagingError as exc:
+        raise LaneInfraError(str(exc)) from exc

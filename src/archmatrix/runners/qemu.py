@@ -38,8 +38,8 @@ from ..suite.classify import NOISE
 from ..suite.elffile import file_arch
 from ..suite.result import LaneResult
 from .base import Availability, LaneInfraError, LaneJob, Option, OptionError, lane_cpu_profile
-from .common import execute_suite, finish, lane_env, stage_job_suite, suite_args
-from .venv import host_glibc, make_venv, stage_lock
+from .common import execute_suite, finish, lane_env, stage_job_lock, stage_job_suite, suite_args
+from .venv import host_glibc, make_venv
 
 SETUP_HINT = f"{SETUP_SCRIPT} (or, as root: apt-get install qemu-user-static)"
 
@@ -124,7 +124,7 @@ class QemuRunner:
         # qemu's warnings about features it cannot emulate are noise, on the console too
         job = dataclasses.replace(job, progress=_filtered(job.progress))
 
-        staged = stage_lock(job, job.host.machine, host_glibc())
+        staged = stage_job_lock(job, job.host.machine, host_glibc())
         job.progress("preparing the venv")
         bin_python = make_venv(python, job.workdir / "venvs", *staged.sites)
         interpreter_arch = elf_arch(bin_python)

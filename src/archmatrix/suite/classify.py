@@ -42,7 +42,7 @@ WRONG_ARCH = _rx(
     r"cannot execute binary file",
     r"ELF load command address/offset not (?:properly )?aligned",
     r"invalid ELF header",
-    # loader.explain's sentence: glibc calls an existing file for another
+    # ldso.explain's sentence: glibc calls an existing file for another
     # machine "No such file or directory"; the lane read its ELF header
     r"is an ELF file for [\w ]+, but this process is",
 )

@@ -27,11 +27,11 @@ CheckFunc = Callable[["CheckContext"], "Mapping[str, Metric] | None"]
 
 # The built-in check modules, in the order their checks are reported.
 BUILTIN_MODULES = (
-    "checks_import",
-    "checks_blas",
-    "checks_linalg",
-    "checks_sklearn",
-    "checks_perf",  # last: probes inform, and a quick run can leave them out (checks.exclude)
+    "checks.imports",
+    "checks.blas",
+    "checks.linalg",
+    "checks.sklearn",
+    "checks.perf",  # last: probes inform, and a quick run can leave them out (checks.exclude)
 )
 
 # How many numbers of one array a metric keeps: enough to compare lanes

@@ -19,21 +19,11 @@ from __future__ import annotations
 import platform
 import re
 
-# ELF e_machine values (elf.h) → the names platform.machine() uses.
-ELF_MACHINES = {
-    3: "i386",
-    8: "mips",
-    20: "ppc",
-    21: "ppc64",
-    22: "s390x",
-    40: "arm",
-    62: "x86_64",
-    183: "aarch64",
-    243: "riscv64",
-    258: "loongarch64",
-}
-_ALIASES = {"amd64": "x86_64", "arm64": "aarch64", "i686": "i386", "i586": "i386", "armv7l": "arm",
-            "ppc64le": "ppc64"}
+from .. import arch as arch_mod
+from .. import elffile
+
+# e_machine → architecture, as the one vocabulary has it (for tests and messages)
+ELF_MACHINES = {a.elf_machine: a.name for a in arch_mod.known() if a.elf_machine is not None}
 
 # The path ld.so (or ctypes) could not open: an absolute path, up to the colon.
 NOT_FOUND = re.compile(r"(/[^\s:'\"]+): cannot open shared object file: No such file or directory")
@@ -44,18 +34,8 @@ SENTENCE = "{path} is an ELF file for {file_arch}, but this process is {machine}
 
 def elf_machine(header: bytes) -> str | None:
     """The architecture an ELF header is for; None when ``header`` is not ELF."""
-    if len(header) < 20 or header[:4] != b"\x7fELF":
-        return None
-    number = int.from_bytes(header[18:20], "little" if header[5] == 1 else "big")
-    return ELF_MACHINES.get(number, f"e_machine {number}")
-
-
-def _read_header(path: str) -> bytes:
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(20)
-    except OSError:
-        return b""
+    parsed = elffile.parse_header(header)
+    return parsed.arch if parsed else None
 
 
 def explain(text: str, machine: str | None = None) -> str:
@@ -66,11 +46,10 @@ def explain(text: str, machine: str | None = None) -> str:
     this = _norm(machine or platform.machine())
     lines = []
     for path in dict.fromkeys(NOT_FOUND.findall(text)):
-        file_arch = elf_machine(_read_header(path))
+        file_arch = elffile.file_arch(path)
         if file_arch is not None and _norm(file_arch) != this:
             lines.append(SENTENCE.format(path=path, file_arch=file_arch, machine=this))
     return "\n".join(lines)
 
 
-def _norm(name: str) -> str:
-    return _ALIASES.get(name.lower(), name.lower())
+_norm = arch_mod.normalise

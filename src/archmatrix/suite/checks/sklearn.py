@@ -6,7 +6,7 @@ exact distances). Data are dyadic (multiples of 1/16 or 1/64), so float32 and
 float64 runs start from the same numbers and the references are exact.
 
 Tolerances are ``ctx.tolerance(dtype)`` scaled by the problem's sensitivity
-(see :mod:`checks_linalg`), except where an *optimiser* stops at its own
+(see :mod:`.linalg`), except where an *optimiser* stops at its own
 tolerance (logistic regression): that comparison uses
 ``ctx.tolerances["optimizer"]`` (default :data:`OPTIMIZER_TOLERANCE`), a
 key the config's ``checks.tolerances`` mapping can override.
@@ -26,9 +26,9 @@ from collections.abc import Callable, Iterator, Sequence
 from fractions import Fraction
 from typing import Any
 
+from ..registry import CheckContext, CheckSkipped, Mismatch, Tolerance, check
 from . import refmath as rm
-from .checks_linalg import assert_normwise
-from .registry import CheckContext, CheckSkipped, Mismatch, Tolerance, check
+from .linalg import assert_normwise
 
 DTYPES = ("float64", "float32")
 

@@ -197,7 +197,7 @@ def library_facts(machine: str) -> dict[str, Any]:
     for module in ("numpy.linalg", "scipy.linalg", "sklearn.linear_model"):
         attempt(f"import:{module}", lambda m=module: bool(importlib.import_module(m)))
         facts.pop(f"import:{module}", None)
-    from .checks_blas import loaded_libraries
+    from ..checks.blas import loaded_libraries
 
     attempt("libraries", loaded_libraries)
     present = set(facts.get("cpu", {}).get("present", []))

@@ -46,8 +46,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
 
+from ..registry import Check, CheckContext
 from .child import ChildReport, jsonable, kill_group, read_tail, run_check_body, run_forked, run_here
-from .registry import Check, CheckContext
 
 # How long past a check's own limit the server may take to report it before
 # the supervisor counts the server itself as hung (the server kills a child

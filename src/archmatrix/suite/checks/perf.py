@@ -45,7 +45,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .registry import CheckContext, check
+from ..registry import CheckContext, check
 
 # Seconds of work per probe: the float64 matmul (float32 then takes about
 # half of it), and the whole pool scan. About a second each, natively and

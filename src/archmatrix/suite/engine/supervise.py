@@ -17,12 +17,12 @@ from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import Any
 
-from . import loader
+from ..classify import classify
+from ..lane import ldso
+from ..outcomes import Outcome
+from ..registry import Check, CheckContext
+from ..result import CheckResult
 from .child import ChildReport, run_check_body, run_forked
-from .classify import classify
-from .outcomes import Outcome
-from .registry import Check, CheckContext
-from .result import CheckResult
 from .server import Stage, serve_checks
 
 __all__ = ["DEFAULT_TIMEOUT", "ChildReport", "Stage", "demote", "judge", "run_checks", "run_forked"]
@@ -68,7 +68,7 @@ def judge(check_id: str, report: ChildReport) -> CheckResult:
     # "No such file or directory" for a file that is there: ld.so's words for
     # another architecture's binary. The supervisor runs in the lane, so it
     # can read the file's ELF header and say so.
-    diagnosis = loader.explain(f"{payload.get('exc_message') or ''}\n{report.stderr}")
+    diagnosis = ldso.explain(f"{payload.get('exc_message') or ''}\n{report.stderr}")
     if diagnosis:
         evidence["loader"] = diagnosis
     verdict = classify(

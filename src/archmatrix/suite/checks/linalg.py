@@ -29,8 +29,8 @@ from collections.abc import Callable, Sequence
 from fractions import Fraction
 from typing import Any
 
+from ..registry import CheckContext, Mismatch, check
 from . import refmath as rm
-from .registry import CheckContext, Mismatch, check
 
 DTYPES = ("float64", "float32")
 

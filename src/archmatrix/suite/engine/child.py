@@ -31,8 +31,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any, BinaryIO
 
-from .classify import clean_evidence
-from .registry import Check, CheckContext, CheckSkipped, Mismatch
+from ..classify import clean_evidence
+from ..registry import Check, CheckContext, CheckSkipped, Mismatch
 
 TAIL = 2000  # characters of stdout/stderr kept as evidence
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 
-from .registry import CheckContext, check
+from ..registry import CheckContext, check
 
 
 def _import(ctx: CheckContext, module: str, dist: str) -> None:

@@ -1,0 +1,1 @@
+"""The built-in checks (registered on import) and the pure-Python reference math they compare against."""
