@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from .. import resources
 from ..baseimage import BaseImageError, ensure_base_image
 from ..config import LaneConfig
 from ..hostfacts import HostFacts
@@ -38,17 +39,16 @@ PLATFORMS = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
 # Debian bookworm, the base images' release: its glibc decides which
 # manylinux wheels the lane can use.
 BOOKWORM_GLIBC = (2, 36)
-IMAGES_DIR = Path(__file__).resolve().parents[3] / "images"
-LANE_DOCKERFILE = IMAGES_DIR / "lane.Dockerfile"
+LANE_DOCKERFILE = "lane.Dockerfile"  # package data: archmatrix/resources/
 SETUP_HINT = "sudo ci/setup-linux-host.sh (installs and starts the engine, registers QEMU)"
 
 
 def lane_dockerfile() -> str:
     try:
-        return LANE_DOCKERFILE.read_text()
+        return resources.read_text(LANE_DOCKERFILE)
     except OSError as exc:
-        raise LaneInfraError(f"lane image definition missing: {LANE_DOCKERFILE} ({exc.strerror})",
-                             "run archmatrix from its source checkout") from None
+        raise LaneInfraError(f"lane image definition missing from the package: {LANE_DOCKERFILE} ({exc})",
+                             "reinstall archmatrix: this installation is incomplete") from None
 
 
 def lane_image_tag(lane_id: str, base: str, site_key: str, suite: str, dockerfile: str) -> str:
