@@ -40,6 +40,7 @@ PLATFORMS = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
 # manylinux wheels the lane can use.
 BOOKWORM_GLIBC = (2, 36)
 LANE_DOCKERFILE = "lane.Dockerfile"  # package data: archmatrix/resources/
+LANE_PYTHON = "python3"  # the base image's interpreter (Debian's, or an official python image's)
 SETUP_HINT = "sudo ci/setup-linux-host.sh (installs and starts the engine, registers QEMU)"
 
 
@@ -182,15 +183,15 @@ class DockerRunner:
                        user_checks: tuple[str, ...]) -> LaneResult:
         from docker.errors import DockerException
 
-        args = suite_args(job, f"/out/{job.lane.id}.json", emulator=emulator, cpu_model=cpu_model,
-                          user_checks=user_checks)
-        args = args[2:]  # the image's entrypoint is already `python3 -m archmatrix.suite`
+        # the image has no entrypoint: the command is the interpreter and the suite's whole argv
+        command = [LANE_PYTHON, *suite_args(job, f"/out/{job.lane.id}.json", emulator=emulator,
+                                            cpu_model=cpu_model, user_checks=user_checks)]
         environment = {"QEMU_CPU": cpu_model} if emulator and cpu_model else {}
         started = time.monotonic()
         container: Any = None
         try:
             container = client.containers.run(
-                tag, command=args, platform=platform, network_mode="none", init=True, detach=True,
+                tag, command=command, platform=platform, network_mode="none", init=True, detach=True,
                 environment=environment, volumes={str(out_dir): {"bind": "/out", "mode": "rw"}},
             )
             # Ctrl-C reaches our process, not the container: forward it, so the
