@@ -83,8 +83,13 @@ def doctor(session: nox.Session) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Unit tests, then integration tests (real venvs, qemu-user, Docker)."""
-    session.install("-e", ".[test,plots]")  # plots: the report's plot path is tested too
+    """Unit tests, then integration tests (real venvs, qemu-user, Docker), against the installed package."""
+    # Not editable: the tests import archmatrix as a wheel installs it (no
+    # pythonpath = src), so package data left out of the wheel fails them.
+    # The dependencies are installed once (the venv is reused); the package
+    # itself is rebuilt every time, or uv would reuse a wheel of older code.
+    session.install(".[test,plots]")  # plots: the report's plot path is tested too
+    session.install("--no-deps", "--force-reinstall", ".")
     session.run("pytest", "tests/unit", *session.posargs)
     session.run("pytest", "tests/integration", *session.posargs)
 

@@ -69,6 +69,11 @@ def stage_job_suite(job: LaneJob) -> tuple[Path, tuple[str, ...]]:
     return stage_suite(job.workdir, modules.files), modules.names
 
 
+# The module every lane runs (``python -m SUITE_MODULE …``), named here only:
+# the runners' commands, the Docker lane's included, all come from suite_args.
+SUITE_MODULE = "archmatrix.suite"
+
+
 def suite_args(
     job: LaneJob,
     out: str,
@@ -77,7 +82,7 @@ def suite_args(
     cpu_model: str | None = None,
     user_checks: Sequence[str] | None = None,
 ) -> list[str]:
-    """``-m archmatrix.suite …`` arguments (after the interpreter) for this lane.
+    """``-m SUITE_MODULE …`` arguments (after the interpreter) for this lane.
 
     ``user_checks``: the module names :func:`stage_job_suite` staged (runners
     pass them, so no lane is given a host path it may not see); None keeps
@@ -87,7 +92,7 @@ def suite_args(
     if user_checks is not None:
         spec = replace(spec, user_checks=tuple(user_checks))
     args = [
-        "-m", "archmatrix.suite",
+        "-m", SUITE_MODULE,
         "--lane", job.lane.id,
         "--runner", job.lane.runner,
         "--out", out,

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from .. import resources
 from ..baseimage import BaseImageError, ensure_base_image
 from ..hostfacts import SETUP_SCRIPT, HostFacts
 from ..model import GITHUB_LINUX_ARM64, GITHUB_LINUX_X86_64, LaneConfig, LaneTarget
@@ -39,17 +40,17 @@ PLATFORMS = {a.docker_platform: a.name for a in (arch_mod.X86_64, arch_mod.AARCH
 # Debian bookworm, the base images' release: its glibc decides which
 # manylinux wheels the lane can use.
 BOOKWORM_GLIBC = (2, 36)
-IMAGES_DIR = Path(__file__).resolve().parents[3] / "images"
-LANE_DOCKERFILE = IMAGES_DIR / "lane.Dockerfile"
+LANE_DOCKERFILE = "lane.Dockerfile"  # package data: archmatrix/resources/
+LANE_PYTHON = "python3"  # the base image's interpreter (Debian's, or an official python image's)
 SETUP_HINT = f"{SETUP_SCRIPT} (installs and starts the engine, registers QEMU)"
 
 
 def lane_dockerfile() -> str:
     try:
-        return LANE_DOCKERFILE.read_text()
+        return resources.read_text(LANE_DOCKERFILE)
     except OSError as exc:
-        raise LaneInfraError(f"lane image definition missing: {LANE_DOCKERFILE} ({exc.strerror})",
-                             "run archmatrix from its source checkout") from None
+        raise LaneInfraError(f"lane image definition missing from the package: {LANE_DOCKERFILE} ({exc})",
+                             "reinstall archmatrix: this installation is incomplete") from None
 
 
 def lane_image_tag(lane_id: str, base: str, site_key: str, suite: str, dockerfile: str) -> str:
@@ -203,15 +204,15 @@ class DockerRunner:
                        user_checks: tuple[str, ...]) -> LaneResult:
         from docker.errors import DockerException
 
-        args = suite_args(job, f"/out/{job.lane.id}.json", emulator=emulator, cpu_model=cpu_model,
-                          user_checks=user_checks)
-        args = args[2:]  # the image's entrypoint is already `python3 -m archmatrix.suite`
+        # the image has no entrypoint: the command is the interpreter and the suite's whole argv
+        command = [LANE_PYTHON, *suite_args(job, f"/out/{job.lane.id}.json", emulator=emulator,
+                                            cpu_model=cpu_model, user_checks=user_checks)]
         environment = {"QEMU_CPU": cpu_model} if emulator and cpu_model else {}
         started = time.monotonic()
         container: Any = None
         try:
             container = client.containers.run(
-                tag, command=args, platform=platform, network_mode="none", init=True, detach=True,
+                tag, command=command, platform=platform, network_mode="none", init=True, detach=True,
                 environment=environment, volumes={str(out_dir): {"bind": "/out", "mode": "rw"}},
             )
             # Ctrl-C reaches our process, not the container: forward it, so the

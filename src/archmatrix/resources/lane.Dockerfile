@@ -23,4 +23,5 @@ ENV PYTHONPATH=/opt/archmatrix/suite:/opt/archmatrix/site-packages:/opt/archmatr
 # nobody: lanes never need root
 USER 65534:65534
 WORKDIR /tmp
-ENTRYPOINT ["python3", "-m", "archmatrix.suite"]
+# No ENTRYPOINT: the runner gives the whole command (python3 -m archmatrix.suite
+# ...), built by the same suite_args as every other lane's.
