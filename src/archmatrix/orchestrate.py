@@ -24,6 +24,7 @@ from .hostfacts import HostFacts
 from .model import MatrixConfig
 from .plan import PlannedLane, parallelism, plan
 from .runners import RUNNERS, LaneInfraError, LaneJob, Runner
+from .runners.common import run_prepared
 from .suite.result import LaneResult, LaneStatus, ResultFileError, load, save
 
 log = logging.getLogger("archmatrix")
@@ -65,7 +66,7 @@ def run_lane(job: LaneJob, runners: Mapping[str, Runner] | None = None) -> LaneR
     runner = (RUNNERS if runners is None else runners)[job.lane.runner]
     started = time.monotonic()
     try:
-        result = runner.run(job)
+        result = run_prepared(job, runner.prepare(job))
     except LaneInfraError as exc:
         result = LaneResult(lane=job.lane.id, runner=job.lane.runner, status=LaneStatus.INFRA_ERROR,
                             reason=str(exc), hint=exc.hint, required=job.lane.required)

@@ -21,6 +21,7 @@ from corpus import AVX2, build_avx2_wheel
 
 from archmatrix import config, hostfacts
 from archmatrix.runners import RUNNERS, LaneJob
+from archmatrix.runners.common import run_prepared
 from archmatrix.suite.outcomes import Outcome
 from archmatrix.suite.result import LaneResult, load
 
@@ -64,7 +65,7 @@ def lanes(tmp_path_factory: pytest.TempPathFactory, workdir: Path) -> dict[str, 
         require_lane(available.ok, f"{lane_id}: {available.reason} — {available.hint}")
         job = LaneJob(config=cfg, lane=lane, host=host, workdir=workdir,
                       out=tmp / "results" / f"{lane_id}.json", progress=lambda line: print(line, flush=True))
-        runner.run(job)
+        run_prepared(job, runner.prepare(job))
         # what the matrix reads: the lane's result file, not the runner's return value
         results[lane_id] = load(job.out)
     return results

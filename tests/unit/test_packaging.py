@@ -15,7 +15,7 @@ from archmatrix import __version__, config, resources
 from archmatrix.hostfacts import HostFacts
 from archmatrix.runners import LaneJob
 from archmatrix.runners.base import LaneInfraError
-from archmatrix.runners.common import SUITE_MODULE, suite_args
+from archmatrix.runners.common import SUITE_MODULE, run_prepared, suite_args
 from archmatrix.runners.docker import DockerRunner, lane_dockerfile
 
 CONFIG = """\
@@ -63,9 +63,10 @@ def test_the_container_command_is_the_interpreter_and_the_suites_whole_argv(tmp_
     class Client:
         containers = Containers()
 
+    launch = DockerRunner().launch(Client(), job, "archmatrix-lane:x", "linux/arm64",  # type: ignore[arg-type]
+                                   "qemu-aarch64 (binfmt)", "cortex-a72")
     with pytest.raises(LaneInfraError):
-        DockerRunner()._run_container(Client(), job, "archmatrix-lane:x", "linux/arm64",
-                                      tmp_path, "qemu-aarch64 (binfmt)", "cortex-a72", ())
+        run_prepared(job, launch)
     args = suite_args(job, "/out/linux-arm64-docker.json", emulator="qemu-aarch64 (binfmt)",
                       cpu_model="cortex-a72", user_checks=())
     assert seen["command"] == ["python3", *args]

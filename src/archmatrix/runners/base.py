@@ -1,26 +1,30 @@
 """The runner interface: what every way of reaching a lane provides.
 
-A runner answers two questions. :meth:`Runner.availability` — can this host
-run this lane, and if not, why and what to do about it — is a pure function
-of the lane's configuration and :class:`~archmatrix.hostfacts.HostFacts`, so
-planning is unit-tested without Docker or QEMU. :meth:`Runner.run` builds the
-lane's environment and executes the suite in it.
+A runner declares its options (a schema checked while the config is
+parsed) and answers three questions. :meth:`Runner.resolve` — what is this
+lane (OS, architecture, CPU, emulator, GitHub runner) — and
+:meth:`Runner.availability` — can this host run it, and if not, why and what
+to do about it — are pure, so planning is unit-tested without Docker or QEMU.
+:meth:`Runner.prepare` builds the lane's environment and returns a
+:class:`Launch`; one shared path (``common.run_prepared``) runs the suite and
+finishes the result for every runner.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from ..profiles import DEFAULT_PROFILES, CpuProfile
 
 if TYPE_CHECKING:
     from ..hostfacts import HostFacts
     from ..model import LaneConfig, LaneTarget, MatrixConfig
-    from ..suite.result import LaneResult
+    from ..staging.result import StagingResult
+    from ..suite.result import CheckResult, LaneResult
 
 
 from ..errors import LaneInfraError as LaneInfraError  # defined with its exit code in errors
@@ -75,6 +79,36 @@ class Availability:
         return cls(False, reason, hint)
 
 
+@dataclass(frozen=True)
+class Launch:
+    """What a runner prepared: how the suite starts in the lane, and what the host adds to its result.
+
+    Every runner's ``prepare`` builds one; :func:`~archmatrix.runners.common.run_prepared`
+    does the rest the same way for all of them (suite arguments, progress,
+    execution, verification, the wheel rows, saving). A runner supplies only
+    what differs: the prefix (``qemu-x86_64 -cpu Westmere <python>``,
+    ``arch -x86_64 <python>``, the container's ``python3``), the environment,
+    where the result file is as the lane sees it, and — for a container — how
+    to execute.
+    """
+
+    prefix: Sequence[str]  # everything before ``-m archmatrix.suite …``: emulator/arch prefix + interpreter
+    env: Mapping[str, str] | None = None
+    staging: StagingResult | None = None  # the lock as staged: the ``wheel.<pkg>`` rows
+    facts: Mapping[str, object] = field(default_factory=dict)  # recorded under facts.runner
+    user_checks: tuple[str, ...] = ()  # the user check modules as staged (names every lane imports)
+    env_removed: tuple[str, ...] = ()  # CPU-override variables not passed to the lane
+    emulator: str | None = None  # recorded by the suite as a fact
+    cpu_model: str | None = None
+    how: str = ""  # for the progress line: "under qemu-x86_64 -cpu Westmere"
+    out: str | None = None  # the result file as the lane sees it (default: job.out)
+    # How to start it; None: a process on this host (command.run). A container runner passes its own.
+    execute: Callable[[LaneJob, list[str]], LaneResult] | None = None
+    line_filter: Callable[[str], bool] | None = None  # drop emulator noise from the progress lines
+    # Checks the host adds from the lane's facts (e.g. "did Rosetta really translate it?")
+    verify: tuple[Callable[[Mapping[str, Any]], CheckResult], ...] = ()
+
+
 @dataclass
 class LaneJob:
     """Everything a runner needs to run one lane."""
@@ -110,4 +144,6 @@ class Runner(Protocol):
 
     def availability(self, lane: LaneConfig, host: HostFacts) -> Availability: ...
 
-    def run(self, job: LaneJob) -> LaneResult: ...
+    def prepare(self, job: LaneJob) -> Launch:
+        """Build the lane's environment (stage, venv, image) and say how to start the suite in it."""
+        ...

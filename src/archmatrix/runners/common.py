@@ -8,6 +8,7 @@ command ends in the same :func:`suite_args`.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -24,7 +25,7 @@ from ..staging.suite import UserModuleError, stage_suite, user_modules
 from ..suite.classify import classify, clean_evidence
 from ..suite.outcomes import Outcome
 from ..suite.result import CheckResult, LaneResult, LaneStatus, ResultFileError, load
-from .base import LaneJob
+from .base import LaneJob, Launch
 
 # Variables that pin a library's CPU dispatch regardless of the CPU. With
 # OPENBLAS_CORETYPE=Haswell inherited from the host (set on the machines this
@@ -104,6 +105,27 @@ def suite_args(
     if cpu_model:
         args += ["--cpu-model", cpu_model]
     return args
+
+
+def run_prepared(job: LaneJob, launch: Launch) -> LaneResult:
+    """The one way every lane's suite runs: arguments, progress, execution, verification, finish."""
+    if launch.line_filter is not None:
+        keep, say = launch.line_filter, job.progress
+        job = dataclasses.replace(job, progress=lambda line: say(line) if keep(line) else None)
+    if launch.env_removed:
+        job.progress(f"not passing {', '.join(launch.env_removed)} to the lane (they pin the CPU dispatch)")
+    argv = [*launch.prefix, *suite_args(job, launch.out or str(job.out), emulator=launch.emulator,
+                                        cpu_model=launch.cpu_model, user_checks=launch.user_checks)]
+    job.progress("running the suite" + (f" {launch.how}" if launch.how else ""))
+    if launch.execute is not None:
+        result = launch.execute(job, argv)
+    else:
+        result = execute_suite(job, argv, env=launch.env)
+    result.checks.extend(verify(result.facts) for verify in launch.verify)
+    facts = dict(launch.facts)
+    if launch.env is not None:  # a process this host started: say which variables it did not pass
+        facts["env_removed"] = list(launch.env_removed)
+    return finish(job, result, staging=launch.staging, facts=facts)
 
 
 def execute_suite(

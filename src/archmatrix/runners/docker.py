@@ -27,10 +27,11 @@ from .. import resources
 from ..baseimage import BaseImageError, ensure_base_image
 from ..hostfacts import SETUP_SCRIPT, HostFacts
 from ..model import GITHUB_LINUX_ARM64, GITHUB_LINUX_X86_64, LaneConfig, LaneTarget
+from ..staging.result import StagingResult
 from ..suite import arch as arch_mod
 from ..suite.result import LaneResult
-from .base import Availability, LaneInfraError, LaneJob, Option, OptionError, lane_cpu_profile
-from .common import finish, result_or_crash, stage_job_lock, stage_job_suite, suite_args
+from .base import Availability, LaneInfraError, LaneJob, Launch, Option, OptionError, lane_cpu_profile
+from .common import result_or_crash, stage_job_lock, stage_job_suite
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -122,7 +123,7 @@ class DockerRunner:
                                    SETUP_HINT)
         return Availability.yes(f"emulated by qemu-{arch} via binfmt")
 
-    def run(self, job: LaneJob) -> LaneResult:
+    def prepare(self, job: LaneJob) -> Launch:
         import docker
         from docker.errors import DockerException
 
@@ -151,18 +152,34 @@ class DockerRunner:
         tag = lane_image_tag(job.lane.id, str(base), site_key, suite_root.name, dockerfile)
         self._ensure_lane_image(client, job, tag, str(base), platform, staged.sites, suite_root, dockerfile)
 
-        out_dir = job.workdir / "runs" / f"{job.lane.id}-{time.time_ns()}"
-        out_dir.mkdir(parents=True)
-        out_dir.chmod(0o777)  # the lane runs as nobody
-        try:
-            result = self._run_container(client, job, tag, platform, out_dir, emulator, cpu_model,
-                                         user_checks)
-        finally:
-            shutil.rmtree(out_dir, ignore_errors=True)
-        return finish(job, result, staging=staged.staging, facts={
-            "platform": platform, "image": tag, "base_image": base,
-            "docker_server_arch": job.host.docker.server_arch,
-        })
+        facts = {"platform": platform, "image": tag, "base_image": base,
+                 "docker_server_arch": job.host.docker.server_arch}
+        return self.launch(client, job, tag, platform, emulator, cpu_model, staging=staged.staging,
+                           user_checks=user_checks, facts=facts)
+
+    def launch(
+        self, client: DockerClient, job: LaneJob, tag: str, platform: str, emulator: str | None,
+        cpu_model: str | None, *, staging: StagingResult | None = None, user_checks: tuple[str, ...] = (),
+        facts: Mapping[str, object] | None = None,
+    ) -> Launch:
+        """How the suite starts in a container of the lane image ``tag`` (its result comes back via /out)."""
+        environment = {"QEMU_CPU": cpu_model} if emulator and cpu_model else {}
+
+        def execute(job: LaneJob, command: list[str]) -> LaneResult:
+            out_dir = job.workdir / "runs" / f"{job.lane.id}-{time.time_ns()}"
+            out_dir.mkdir(parents=True)
+            out_dir.chmod(0o777)  # the lane runs as nobody
+            try:
+                return self._run_container(client, job, tag, platform, out_dir, command, environment)
+            finally:
+                shutil.rmtree(out_dir, ignore_errors=True)
+
+        # the image has no entrypoint: the command is the interpreter and the suite's whole argv
+        return Launch(
+            prefix=[LANE_PYTHON], out=f"/out/{job.lane.id}.json", execute=execute,
+            staging=staging, user_checks=user_checks, emulator=emulator, cpu_model=cpu_model,
+            how=f"in {platform}" + (f" under {emulator}" if emulator else ""), facts=facts or {},
+        )
 
     def _ensure_lane_image(self, client: DockerClient, job: LaneJob, tag: str, base: str, platform: str,
                            sites: tuple[Path, ...], suite_root: Path, dockerfile: str) -> None:
@@ -200,25 +217,19 @@ class DockerRunner:
             shutil.rmtree(context, ignore_errors=True)
 
     def _run_container(self, client: DockerClient, job: LaneJob, tag: str, platform: str, out_dir: Path,
-                       emulator: str | None, cpu_model: str | None,
-                       user_checks: tuple[str, ...]) -> LaneResult:
+                       command: list[str], environment: Mapping[str, str]) -> LaneResult:
         from docker.errors import DockerException
 
-        # the image has no entrypoint: the command is the interpreter and the suite's whole argv
-        command = [LANE_PYTHON, *suite_args(job, f"/out/{job.lane.id}.json", emulator=emulator,
-                                            cpu_model=cpu_model, user_checks=user_checks)]
-        environment = {"QEMU_CPU": cpu_model} if emulator and cpu_model else {}
         started = time.monotonic()
         container: Any = None
         try:
             container = client.containers.run(
                 tag, command=command, platform=platform, network_mode="none", init=True, detach=True,
-                environment=environment, volumes={str(out_dir): {"bind": "/out", "mode": "rw"}},
+                environment=dict(environment), volumes={str(out_dir): {"bind": "/out", "mode": "rw"}},
             )
             # Ctrl-C reaches our process, not the container: forward it, so the
             # suite saves what it finished before it stops.
             job.aborts.append(lambda: container.kill(signal="SIGINT"))
-            job.progress(f"running the suite in {platform}" + (f" under {emulator}" if emulator else ""))
             output = self._follow(container, job)
             status = container.wait(timeout=max(600.0, job.config.checks.timeout * 4))
             returncode = int(status.get("StatusCode", -1))

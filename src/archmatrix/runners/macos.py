@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -39,9 +40,9 @@ from ..staging.result import MissingWheel, StagingError, StagingResult
 from ..staging.tags import macos_wheel_fits, wheel_names, wheel_project
 from ..suite import arch as arch_mod
 from ..suite.outcomes import Outcome
-from ..suite.result import CheckResult, LaneResult
-from .base import Availability, LaneInfraError, LaneJob, Option, OptionError
-from .common import execute_suite, finish, lane_env, stage_job_suite, suite_args
+from ..suite.result import CheckResult
+from .base import Availability, LaneInfraError, LaneJob, Launch, Option, OptionError
+from .common import lane_env, stage_job_suite
 
 ARCHES = (arch_mod.AARCH64.macos or "arm64", arch_mod.X86_64.macos or "x86_64")  # Apple's names
 ROSETTA_HINT = "softwareupdate --install-rosetta --agree-to-license"
@@ -177,7 +178,7 @@ class MacosRunner:
         how = "translated by Rosetta 2" if arch == "x86_64" else "native"
         return Availability.yes(f"{how}: arch -{arch} {python}")
 
-    def run(self, job: LaneJob) -> LaneResult:
+    def prepare(self, job: LaneJob) -> Launch:
         arch = str(job.lane.options.get("arch"))
         python = lane_python(job.lane, job.host)
         if arch not in ARCHES or python is None:  # the planner only runs available lanes
@@ -217,14 +218,13 @@ class MacosRunner:
             wheels=sorted([*wheel_names(wheel_dir, pins), *(p.name for p in local)]),
         )
 
-        job.progress(f"running the suite: arch -{arch}")
-        argv = suite_command(arch, venv_dir, suite_args(job, str(job.out), user_checks=user_checks))
-        result = execute_suite(job, argv, env=env)
-        result.checks.append(verify_architecture(arch, result.facts))
-        return finish(job, result, staging=staging, facts={
-            "python": python, "arch": arch, "prefix": " ".join(arch_prefix(arch)),
-            "venv": str(venv_python(venv_dir)), "env_removed": removed,
-        })
+        return Launch(
+            prefix=suite_command(arch, venv_dir, []), env=env, env_removed=tuple(removed), staging=staging,
+            user_checks=user_checks, how=f"under arch -{arch}",
+            verify=(partial(verify_architecture, arch),),
+            facts={"python": python, "arch": arch, "prefix": " ".join(arch_prefix(arch)),
+                   "venv": str(venv_python(venv_dir))},
+        )
 
 
 def _must(argv: list[str], what: str, env: Mapping[str, str]) -> None:

@@ -36,9 +36,8 @@ from ..profiles import DEFAULT_PROFILES, CpuProfile
 from ..suite import arch as arch_mod
 from ..suite.classify import NOISE
 from ..suite.elffile import file_arch
-from ..suite.result import LaneResult
-from .base import Availability, LaneInfraError, LaneJob, Option, OptionError, lane_cpu_profile
-from .common import execute_suite, finish, lane_env, stage_job_lock, stage_job_suite, suite_args
+from .base import Availability, LaneInfraError, LaneJob, Launch, Option, OptionError, lane_cpu_profile
+from .common import lane_env, stage_job_lock, stage_job_suite
 from .venv import host_glibc, make_venv
 
 SETUP_HINT = f"{SETUP_SCRIPT} (or, as root: apt-get install qemu-user-static)"
@@ -114,7 +113,7 @@ class QemuRunner:
                                    f"(qemu-{profile.arch} or qemu-{profile.arch}-static on PATH)", SETUP_HINT)
         return Availability.yes(f"emulated: {emulator_name(qemu)} -cpu {profile.qemu_cpu}")
 
-    def run(self, job: LaneJob) -> LaneResult:
+    def prepare(self, job: LaneJob) -> Launch:
         profile = lane_profile(job.lane)
         qemu = job.host.qemu_user.get(profile.arch) if profile else None
         if profile is None or qemu is None:  # the planner only runs available lanes
@@ -137,23 +136,20 @@ class QemuRunner:
             )
         suite_root, user_checks = stage_job_suite(job)
         env, removed = lane_env(os.environ, suite_root)
-        if removed:
-            job.progress(f"not passing {', '.join(removed)} to the emulated CPU lane")
-        argv = qemu_command(qemu, profile, str(bin_python)) + suite_args(
-            job, str(job.out), emulator=emulator_name(qemu), cpu_model=profile.qemu_cpu,
-            user_checks=user_checks,
+        return Launch(
+            prefix=qemu_command(qemu, profile, str(bin_python)), env=env, env_removed=tuple(removed),
+            staging=staged.staging, user_checks=user_checks,
+            emulator=emulator_name(qemu), cpu_model=profile.qemu_cpu,
+            how=f"under {emulator_name(qemu)} -cpu {profile.qemu_cpu}", line_filter=without_noise,
+            facts={
+                "python": python,
+                "venv": str(bin_python),
+                "qemu": qemu,
+                "qemu_version": version,
+                "cpu_profile": profile.name,
+                "qemu_cpu": profile.qemu_cpu,
+            },
         )
-        job.progress(f"running the suite under {emulator_name(qemu)} -cpu {profile.qemu_cpu}")
-        result = execute_suite(job, argv, env=env)
-        return finish(job, result, staging=staged.staging, facts={
-            "python": python,
-            "venv": str(bin_python),
-            "qemu": qemu,
-            "qemu_version": version,
-            "cpu_profile": profile.name,
-            "qemu_cpu": profile.qemu_cpu,
-            "env_removed": removed,
-        })
 
 
 def _docker_arch(arch: str) -> str:

@@ -25,9 +25,8 @@ from ..command import run
 from ..hostfacts import HostFacts
 from ..model import LaneConfig, LaneTarget
 from ..staging.store import publish_dir
-from ..suite.result import LaneResult
-from .base import Availability, LaneJob, Option
-from .common import execute_suite, finish, lane_env, stage_job_lock, stage_job_suite, suite_args
+from .base import Availability, LaneJob, Launch, Option
+from .common import lane_env, stage_job_lock, stage_job_suite
 
 VENV_MARKER = ".archmatrix-complete"
 
@@ -84,17 +83,12 @@ class VenvRunner:
                                    "use the macos-arm64 lane on a Mac")
         return Availability.yes("native")
 
-    def run(self, job: LaneJob) -> LaneResult:
+    def prepare(self, job: LaneJob) -> Launch:
         python = str(job.lane.options.get("python") or sys.executable)
         staged = stage_job_lock(job, job.host.machine, host_glibc())
         job.progress("preparing the venv")
         bin_python = make_venv(python, job.workdir / "venvs", *staged.sites)
         suite_root, user_checks = stage_job_suite(job)
         env, removed = lane_env(os.environ, suite_root)
-        if removed:
-            job.progress(f"not passing {', '.join(removed)} to the lane (they pin the CPU dispatch)")
-        job.progress("running the suite")
-        argv = [str(bin_python), *suite_args(job, str(job.out), user_checks=user_checks)]
-        result = execute_suite(job, argv, env=env)
-        return finish(job, result, staging=staged.staging,
-                      facts={"python": python, "venv": str(bin_python), "env_removed": removed})
+        return Launch(prefix=[str(bin_python)], env=env, env_removed=tuple(removed), staging=staged.staging,
+                      user_checks=user_checks, facts={"python": python, "venv": str(bin_python)})
