@@ -559,7 +559,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from archmatrix.cli import reporting_errors
+    from archmatrix.errors import reporting_errors
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     sys.exit(reporting_errors(main))

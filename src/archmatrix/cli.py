@@ -14,12 +14,12 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
 from . import config as config_mod
-from .errors import ArchmatrixError, ExitCode, UsageError
+from .errors import ExitCode, UsageError, reporting_errors
 from .matrix import Matrix
 from .suite.registry import is_module_path
 from .suite.result import LaneStatus
@@ -160,21 +160,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     _setup_logging(args.verbose)
     return reporting_errors(run_command, args)
-
-
-def reporting_errors(func: Callable[..., int], *args: object) -> int:
-    """``func(*args)``, with every user-facing error turned into one line on stderr and its exit code.
-
-    The one place errors become exit codes (``python -m archmatrix.baseimage`` uses it too).
-    """
-    try:
-        return func(*args)
-    except ArchmatrixError as exc:
-        print(exc.report(), file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("archmatrix: interrupted", file=sys.stderr)
-        return ExitCode.INTERRUPTED
 
 
 def run_command(args: argparse.Namespace) -> int:

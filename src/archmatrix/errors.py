@@ -12,6 +12,8 @@ this module is staged into every lane with it.
 from __future__ import annotations
 
 import enum
+import sys
+from collections.abc import Callable
 from typing import ClassVar
 
 
@@ -67,3 +69,19 @@ class ResultsError(ArchmatrixError):
     """Result files that cannot be read."""
 
     exit_code = ExitCode.BAD_RESULTS
+
+
+def reporting_errors(func: Callable[..., int], *args: object) -> int:
+    """``func(*args)``, with every user-facing error turned into one line on stderr and its exit code.
+
+    The one place errors become exit codes: ``archmatrix.cli.main`` (and
+    ``python -m archmatrix.baseimage``) run everything through it.
+    """
+    try:
+        return func(*args)
+    except ArchmatrixError as exc:
+        print(exc.report(), file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("archmatrix: interrupted", file=sys.stderr)
+        return ExitCode.INTERRUPTED

@@ -21,6 +21,7 @@ from archmatrix.errors import (
     LaneInfraError,
     ResultsError,
     UsageError,
+    reporting_errors,
 )
 from archmatrix.staging.suite import stage_suite, suite_digest
 
@@ -106,7 +107,7 @@ def test_reporting_errors_prints_one_line_and_returns_the_errors_code(
     def fail() -> int:
         raise error
 
-    assert cli.reporting_errors(fail) == code
+    assert reporting_errors(fail) == code
     assert capsys.readouterr().err == line + "\n"
 
 
@@ -114,7 +115,7 @@ def test_interrupt_is_130(capsys: pytest.CaptureFixture[str]) -> None:
     def interrupted() -> int:
         raise KeyboardInterrupt
 
-    assert cli.reporting_errors(interrupted) == ExitCode.INTERRUPTED == 130
+    assert reporting_errors(interrupted) == ExitCode.INTERRUPTED == 130
     assert capsys.readouterr().err == "archmatrix: interrupted\n"
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..model import LaneConfig, LaneTarget
-from .base import Availability, LaneInfraError, LaneJob, Option, OptionError, Runner, lane_cpu_profile
+from .base import Availability, LaneInfraError, LaneJob, Launch, Option, OptionError, Runner, lane_cpu_profile
 from .docker import DockerRunner
 from .macos import MacosRunner
 from .qemu import QemuRunner
@@ -51,6 +51,7 @@ __all__ = [
     "Availability",
     "LaneInfraError",
     "LaneJob",
+    "Launch",
     "Option",
     "OptionError",
     "Runner",
