@@ -24,6 +24,7 @@ from .model import ChecksConfig, LaneConfig, Lock, MatrixConfig
 from .model import suggest as _suggest
 from .profiles import DEFAULT_PROFILES, CpuProfile
 from .runners import RUNNERS, OptionError, Runner
+from .suite import arch as arch_mod
 from .suite.registry import DEFAULT_TOLERANCES, Tolerance
 
 DEFAULT_CONFIG = Path("ci/matrix.yaml")
@@ -246,12 +247,20 @@ def _options(doc: _Doc, path: tuple[str | int, ...], value: Any, runner: Runner)
         if option.choices and options[key] not in option.choices:
             found = options[key]
             raise doc.error((*path, key), f"expected one of {', '.join(map(str, option.choices))}, "
-                                          f"found {found!r}{_suggest(str(found), option.choices)}")
+                                          f"found {found!r}{_suggest_choice(str(found), option.choices)}")
     for key, option in schema.items():
         if option.required and key not in options:
             raise doc.error(path, f"the {runner.name} runner needs options.{key}"
                                   + (f" (one of {', '.join(option.choices)})" if option.choices else ""))
     return options
+
+
+def _suggest_choice(value: str, choices: Sequence[str]) -> str:
+    """The choice ``value`` means when it is another name of the same architecture (amd64 → x86_64),
+    else the closest spelling."""
+    known = arch_mod.lookup(value)
+    same = [c for c in choices if known is not None and arch_mod.lookup(c) is known]
+    return f" (perhaps you meant {same[0]!r}?)" if same else _suggest(value, choices)
 
 
 def _profile(
