@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SRC = ROOT / "src"
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
@@ -40,10 +39,9 @@ def workdir() -> Path:
 
 
 def python_env() -> dict[str, str]:
-    """Environment for running archmatrix from this checkout in a subprocess."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SRC), env.get("PYTHONPATH")]))
-    return env
+    """Environment for running archmatrix in a subprocess: the installed one (``nox -s tests`` installs
+    it as a wheel), never the checkout's ``src/`` behind its back."""
+    return dict(os.environ)
 
 
 def archmatrix_argv(*args: str) -> list[str]:
