@@ -104,6 +104,10 @@ def run_matrix(
     runners: Mapping[str, Runner] | None = None,
 ) -> RunOutcome:
     """Plan, run every runnable lane (``runners``: the registry, default RUNNERS), merge."""
+    from .config import check_selection
+
+    # here, not in config.parse: --checks-module adds check modules after parsing
+    check_selection(config)
     progress = progress or Progress()
     planned = plan(config, host, only, runners=runners)
     # absolute: paths end up in container bind mounts and .pth files
