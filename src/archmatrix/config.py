@@ -10,11 +10,9 @@ a :class:`~archmatrix.model.LaneTarget`; nothing else reads the raw YAML.
 
 from __future__ import annotations
 
-import ast
-import fnmatch
 import math
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -74,7 +72,7 @@ class _Doc:
             node = yaml.compose(text, Loader=_Loader)
             if node is not None:
                 self._refuse_duplicate_keys(node, ())
-            self.data = yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader)
+            self.data = yaml.load(text, Loader=_Loader)
         except ConfigError:
             raise
         except yaml.MarkedYAMLError as exc:
@@ -91,15 +89,18 @@ class _Doc:
         if node is not None:
             self._index(node, ())
 
-    def _at(self, mark: yaml.Mark) -> str:
+    def _at(self, mark: Any) -> str:
+        if mark is None:
+            return str(self.path)
         return f"{self.path}:{mark.line + 1}:{mark.column + 1}"
 
     def _refuse_aliases_and_depth(self, text: str) -> None:
         """Anchors and aliases are refused (a configuration needs neither), from the event stream."""
         depth = 0
         for event in yaml.parse(text, Loader=_Loader):
-            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
-                what = f"*{event.anchor}" if isinstance(event, yaml.AliasEvent) else f"&{event.anchor}"
+            anchor = getattr(event, "anchor", None)
+            if anchor is not None:  # an alias event, or a node that defines an anchor
+                what = f"*{anchor}" if isinstance(event, yaml.AliasEvent) else f"&{anchor}"
                 raise ConfigError(f"{self._at(event.start_mark)}: YAML anchors and aliases are not "
                                   f"supported ({what}): write the value out")
             if isinstance(event, yaml.CollectionStartEvent):
@@ -444,7 +445,8 @@ def check_selection(config: MatrixConfig) -> None:
     for field, patterns in (("select", checks.select), ("exclude", checks.exclude)):
         for i, pattern in enumerate(patterns):
             if not matches_any(pattern, ids):
-                where = _WRITTEN.get((str(config.path), field, pattern), f"{config.path}: checks.{field}[{i}]")
+                where = _WRITTEN.get((str(config.path), field, pattern),
+                                     f"{config.path}: checks.{field}[{i}]")
                 raise ConfigError(f"{where}: {pattern!r} matches no check"
                                   f"{_suggest(pattern, sorted(ids | _groups(ids)))}")
     for cid in checks.timeouts:
@@ -493,10 +495,10 @@ __all__ = [
     "LaneConfig",
     "Lock",
     "MatrixConfig",
+    "check_selection",
     "load",
     "packaged_default",
     "parse",
-    "check_selection",
     "reserved_lane_ids",
     "without_probes",
 ]
