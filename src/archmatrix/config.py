@@ -75,6 +75,8 @@ class _Doc:
             self.data = yaml.load(text, Loader=_Loader)
         except ConfigError:
             raise
+        except ValueError as exc:  # an integer of more digits than Python converts
+            raise ConfigError(f"{path}: YAML value not readable: {exc}") from None
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             problem = exc.problem or exc.context or "invalid YAML"
@@ -172,7 +174,7 @@ def _expect(doc: _Doc, path: tuple[str | int, ...], value: Any, typ: type) -> An
         try:
             return float(value)
         except OverflowError:
-            raise doc.error(path, f"expected a finite number, found {value:.3e}") from None
+            raise doc.error(path, f"expected a finite number, found an integer of {len(str(value))} digits") from None
     if not ok:
         raise doc.error(path, f"expected {_TYPE_NAMES[typ]}, found {_describe(value)}")
     if typ is float and not math.isfinite(value):
