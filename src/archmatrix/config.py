@@ -174,7 +174,8 @@ def _expect(doc: _Doc, path: tuple[str | int, ...], value: Any, typ: type) -> An
         try:
             return float(value)
         except OverflowError:
-            raise doc.error(path, f"expected a finite number, found an integer of {len(str(value))} digits") from None
+            digits = len(str(value))
+            raise doc.error(path, f"expected a finite number, found an integer of {digits} digits") from None
     if not ok:
         raise doc.error(path, f"expected {_TYPE_NAMES[typ]}, found {_describe(value)}")
     if typ is float and not math.isfinite(value):

@@ -176,7 +176,7 @@ def test_patterns_of_a_user_module_file_are_known(tmp_path: Path) -> None:
                     ' user_modules: [mine.py]}\n')
     check_selection(parse(path.read_text(), path))  # no error
     path.write_text(LOCK + HOST + 'checks: {select: ["mine.two"], user_modules: [mine.py]}\n')
-    with pytest.raises(ConfigError, match="'mine.two' matches no check"):
+    with pytest.raises(ConfigError, match=r"'mine\.two' matches no check"):
         check_selection(parse(path.read_text(), path))
 
 
