@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from archmatrix.command import CommandError, run
+from archmatrix.command import CommandError, call_interruptible, check_interrupted, run
 from archmatrix.errors import ExitCode, InfraError, UsageError
 from archmatrix.hostfacts import BINFMT_DIR, SETUP_SCRIPT
 from archmatrix.suite import arch as arch_mod
@@ -336,6 +336,7 @@ def ensure_base_image(
         say(f"{tag}: building image for {platform}")
         _build(client, context, platform, tag)
         say(f"{tag}: checking python3 inside")
+        check_interrupted()
         _verify(client, tag, platform, machine, say)
     finally:
         _remove_tree(build_dir)
@@ -384,7 +385,9 @@ def _build(client: DockerClient, context: Path, platform: str, tag: str) -> None
     import docker.errors
 
     try:
-        client.images.build(
+        # abandoned on interrupt: the engine cancels a build whose client is gone
+        call_interruptible(
+            client.images.build,
             path=str(context),
             platform=platform,
             tag=tag,

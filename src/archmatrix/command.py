@@ -2,6 +2,15 @@
 
 Every command is a list (never a shell string), is logged quoted before it
 runs, and fails with a typed error that carries what the process printed.
+
+Every command runs in a process group of its own, and is stopped as a group:
+a timeout, a Ctrl-C, or the interrupt of the lane it belongs to (its
+:class:`CancelScope`) takes down pip's, debootstrap's or the suite's children
+too, never only the direct child. A lane thread runs inside
+``with cancel_scope(scope)``; ``scope.cancel()`` from another thread stops the
+command it is running (SIGINT to the group, so the suite saves what it
+finished, then SIGKILL) and raises :class:`Interrupted` there, and any later
+command or :func:`check_interrupted` raises it at once.
 """
 
 from __future__ import annotations
@@ -12,13 +21,103 @@ import shlex
 import signal
 import subprocess
 import threading
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 log = logging.getLogger("archmatrix.command")
 
 Arg = str | os.PathLike[str]
+T = TypeVar("T")
+
+POLL_S = 0.05  # how often a running command looks at its lane's cancel scope
+# After SIGINT, how long a process group has to exit (the suite saves its
+# result, pip removes its temporary files) before it is killed.
+INTERRUPT_GRACE_S = 2.0
+
+
+class Interrupted(Exception):
+    """The lane this thread works for was interrupted: its command was stopped, nothing more starts.
+
+    Not a :class:`CommandError`, so no caller mistakes it for a failed command
+    and falls back to another attempt.
+    """
+
+
+class CancelScope:
+    """The interrupt of one lane: set from any thread, seen by every command run under it."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def check(self) -> None:
+        if self._event.is_set():
+            raise Interrupted("interrupted")
+
+
+_local = threading.local()
+
+
+@contextmanager
+def cancel_scope(scope: CancelScope) -> Iterator[CancelScope]:
+    """Run the body (in this thread) under ``scope``: its commands stop when it is cancelled."""
+    previous = getattr(_local, "scope", None)
+    _local.scope = scope
+    try:
+        yield scope
+    finally:
+        _local.scope = previous
+
+
+def current_scope() -> CancelScope | None:
+    return getattr(_local, "scope", None)
+
+
+def check_interrupted() -> None:
+    """Raise :class:`Interrupted` if this thread's lane was interrupted (for steps that are no command)."""
+    scope = current_scope()
+    if scope is not None:
+        scope.check()
+
+
+def call_interruptible(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``func(*args, **kwargs)`` (a blocking library call, e.g. a Docker build), abandoned on interrupt.
+
+    The call runs in a daemon thread; when this thread's scope is cancelled
+    :class:`Interrupted` is raised at once and the call is left to end with the
+    process (the Docker engine cancels a build whose client went away).
+    """
+    scope = current_scope()
+    if scope is None:
+        return func(*args, **kwargs)
+    scope.check()
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = func(*args, **kwargs)
+        except BaseException as exc:  # handed to the waiting thread
+            box["error"] = exc
+
+    worker = threading.Thread(target=target, daemon=True, name=f"call-{getattr(func, '__name__', 'func')}")
+    worker.start()
+    while worker.is_alive():
+        worker.join(POLL_S * 2)
+        if scope.cancelled and worker.is_alive():
+            raise Interrupted("interrupted")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]  # type: ignore[no-any-return]
 
 
 class CommandError(Exception):
@@ -67,6 +166,7 @@ def run(
     input: str | None = None,
     on_line: Callable[[str], None] | None = None,
     on_start: Callable[[subprocess.Popen[str]], None] | None = None,
+    grace: float = INTERRUPT_GRACE_S,
 ) -> Completed:
     """Run ``argv`` and return its exit status and output.
 
@@ -75,27 +175,30 @@ def run(
     With ``capture=False`` output goes to this process's own stdout/stderr
     (for long builds whose progress the user should see). ``on_line`` is
     called with each line of stderr as it arrives (progress of a lane),
-    while stderr is still captured whole; ``on_start`` then receives the
-    running process (to signal it from another thread on Ctrl-C).
+    while stderr is still captured whole; ``on_start`` receives the running
+    process. On timeout the process group is killed (:class:`CommandTimeout`);
+    on an interrupt (Ctrl-C in this thread, or this thread's cancel scope) it
+    gets SIGINT, ``grace`` seconds, then SIGKILL, and the interrupt is raised.
     """
     args = [os.fspath(a) for a in argv]
     if not args:
         raise ValueError("run() needs a non-empty command")
+    check_interrupted()
     log.info("$ %s", shlex.join(args))
-    if on_line is not None:
-        return _run_streaming(args, env=env, cwd=cwd, timeout=timeout, check=check, on_line=on_line,
-                              on_start=on_start)
+    streaming = on_line is not None
     try:
-        proc = subprocess.run(
+        proc = subprocess.Popen(
             args,
             env=dict(env) if env is not None else None,
             cwd=cwd,
-            timeout=timeout,
-            capture_output=capture,
+            stdin=subprocess.PIPE if input is not None else (subprocess.DEVNULL if streaming else None),
+            stdout=subprocess.PIPE if capture or streaming else None,
+            stderr=subprocess.PIPE if capture or streaming else None,
             text=True,
             errors="replace",
-            input=input,
-            check=False,
+            # its own process group (and session): stopped as a whole, and a
+            # terminal's Ctrl-C reaches archmatrix, which stops it in order
+            start_new_session=True,
         )
     except FileNotFoundError as exc:
         raise CommandError(args, f"command not found ({exc.filename})") from exc
@@ -104,52 +207,57 @@ def run(
     except OSError as exc:
         # e.g. "Exec format error" for a binary of another architecture
         raise CommandError(args, f"could not start ({exc.strerror})", stderr=str(exc)) from exc
-    except subprocess.TimeoutExpired as exc:
-        raise CommandTimeout(
-            args,
-            f"timed out after {timeout:g} s",
-            stdout=_text(exc.stdout),
-            stderr=_text(exc.stderr),
-        ) from exc
-    result = Completed(args, proc.returncode, proc.stdout or "", proc.stderr or "")
-    if check and proc.returncode != 0:
+    if on_start is not None:
+        on_start(proc)
+    if on_line is not None:
+        returncode, stdout, stderr = _wait_streaming(proc, args, timeout, on_line, grace)
+    else:
+        returncode, stdout, stderr = _wait(proc, args, timeout, input, grace)
+    result = Completed(args, returncode, stdout, stderr)
+    if check and returncode != 0:
         raise CommandError(
             args,
-            f"exited with status {proc.returncode}",
-            returncode=proc.returncode,
+            f"exited with status {returncode}",
+            returncode=returncode,
             stdout=result.stdout,
             stderr=result.stderr,
         )
     return result
 
 
-def _run_streaming(
-    args: list[str],
-    *,
-    env: Mapping[str, str] | None,
-    cwd: Path | str | None,
-    timeout: float | None,
-    check: bool,
-    on_line: Callable[[str], None],
-    on_start: Callable[[subprocess.Popen[str]], None] | None,
-) -> Completed:
+def _wait(
+    proc: subprocess.Popen[str], args: list[str], timeout: float | None, input: str | None, grace: float
+) -> tuple[int, str, str]:
+    """communicate() in short steps, so a timeout or an interrupt is seen within POLL_S."""
+    scope = current_scope()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    pending_input = input
     try:
-        proc = subprocess.Popen(
-            args,
-            env=dict(env) if env is not None else None,
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            errors="replace",
-        )
-    except FileNotFoundError as exc:
-        raise CommandError(args, f"command not found ({exc.filename})") from exc
-    except OSError as exc:
-        raise CommandError(args, f"could not start ({exc.strerror})", stderr=str(exc)) from exc
-    if on_start is not None:
-        on_start(proc)
+        while True:
+            step = POLL_S if deadline is None else max(0.0, min(POLL_S, deadline - time.monotonic()))
+            try:
+                # input only once: communicate() keeps writing it across retries
+                sent, pending_input = pending_input, None
+                out, err = proc.communicate(sent, timeout=step)
+                return proc.returncode, out or "", err or ""
+            except subprocess.TimeoutExpired:
+                if scope is not None and scope.cancelled:
+                    raise Interrupted("interrupted") from None
+                if deadline is not None and time.monotonic() >= deadline:
+                    kill_group(proc)
+                    out, err = _leftover_output(proc)
+                    raise CommandTimeout(args, f"timed out after {timeout:g} s", stdout=out,
+                                         stderr=err) from None
+    except BaseException:
+        stop_group(proc, grace)
+        raise
+
+
+def _wait_streaming(
+    proc: subprocess.Popen[str], args: list[str], timeout: float | None,
+    on_line: Callable[[str], None], grace: float,
+) -> tuple[int, str, str]:
+    scope = current_scope()
     out_chunks: list[str] = []
     err_lines: list[str] = []
     assert proc.stdout is not None and proc.stderr is not None
@@ -164,34 +272,63 @@ def _run_streaming(
 
     pumper = threading.Thread(target=pump, daemon=True)
     pumper.start()
+    deadline = None if timeout is None else time.monotonic() + timeout
     try:
-        returncode = proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        reader.join(5)
-        pumper.join(5)
-        raise CommandTimeout(
-            args, f"timed out after {timeout:g} s", stdout="".join(out_chunks), stderr="".join(err_lines)
-        ) from None
+        while True:
+            step = POLL_S if deadline is None else max(0.0, min(POLL_S, deadline - time.monotonic()))
+            try:
+                returncode = proc.wait(timeout=step)
+                break
+            except subprocess.TimeoutExpired:
+                if scope is not None and scope.cancelled:
+                    raise Interrupted("interrupted") from None
+                if deadline is not None and time.monotonic() >= deadline:
+                    kill_group(proc)
+                    reader.join(5)
+                    pumper.join(5)
+                    raise CommandTimeout(args, f"timed out after {timeout:g} s",
+                                         stdout="".join(out_chunks), stderr="".join(err_lines)) from None
     except BaseException:
-        # Ctrl-C: the child got SIGINT too. Give it a moment to save what it
-        # finished (the suite does), then make sure it is gone.
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        # Ctrl-C or the lane's interrupt: SIGINT first, so the suite saves
+        # what it finished, then make sure the whole group is gone.
+        stop_group(proc, grace)
+        reader.join(1)
+        pumper.join(1)
         raise
     reader.join()
     pumper.join()
-    result = Completed(args, returncode, "".join(out_chunks), "".join(err_lines))
-    if check and returncode != 0:
-        raise CommandError(
-            args, f"exited with status {returncode}", returncode=returncode,
-            stdout=result.stdout, stderr=result.stderr,
-        )
-    return result
+    return returncode, "".join(out_chunks), "".join(err_lines)
+
+
+def signal_group(proc: subprocess.Popen[str], sig: int) -> None:
+    """Send ``sig`` to the process group ``run`` started ``proc`` in (its pid: a new session)."""
+    with suppress(ProcessLookupError, PermissionError):  # the whole group is gone already
+        os.killpg(proc.pid, sig)
+
+
+def kill_group(proc: subprocess.Popen[str]) -> None:
+    """SIGKILL the process group, then reap its leader."""
+    signal_group(proc, signal.SIGKILL)
+    proc.wait()
+
+
+def stop_group(proc: subprocess.Popen[str], grace: float) -> None:
+    """SIGINT to the group; after ``grace`` seconds (or once the leader exited), SIGKILL what is left."""
+    if proc.poll() is None:
+        log.info("interrupting pid %d: %s", proc.pid, proc.args)
+        signal_group(proc, signal.SIGINT)
+        with suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=grace)
+    # the leader may be gone while its children are not (pip's, debootstrap's)
+    kill_group(proc)
+
+
+def _leftover_output(proc: subprocess.Popen[str]) -> tuple[str, str]:
+    try:
+        out, err = proc.communicate(timeout=2)
+    except (subprocess.TimeoutExpired, ValueError, OSError):
+        return "", ""  # a process outside the group still holds the pipes
+    return out or "", err or ""
 
 
 def interrupt(proc: subprocess.Popen[str]) -> None:

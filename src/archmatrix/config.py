@@ -10,6 +10,7 @@ a :class:`~archmatrix.model.LaneTarget`; nothing else reads the raw YAML.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from packaging.version import InvalidVersion, Version
 
 from . import resources
 from .errors import ConfigError
@@ -32,8 +34,26 @@ DEFAULT_CONFIG = Path("ci/matrix.yaml")
 # it): what `archmatrix matrix` runs where there is no ci/matrix.yaml, and the
 # lanes `archmatrix audit` predicts for without a configuration.
 PACKAGED_CONFIG = "matrix.yaml"
-LANE_ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+LANE_ID = re.compile(r"[a-z0-9][a-z0-9._-]*")  # fullmatch: "host\n" is not a lane id
+# A lane id names files (results/<id>.json, badges/<id>.svg): short enough for
+# any file system, whatever directory the results go to.
+LANE_ID_MAX = 64
+# PEP 508 names: a name pip could read as an option ("--index-url=…") is not one.
+PACKAGE_NAME = re.compile(r"[A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9]", re.IGNORECASE)
+# Deeper than any sensible configuration; PyYAML's composer recurses per level.
+MAX_DEPTH = 40
 Position = tuple[int, int]  # 1-based line, column
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads ``1e-6`` as a number (YAML 1.1 wants ``1.0e-6``)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
 
 
 # ---------------------------------------------------------------- validation
@@ -47,8 +67,17 @@ class _Doc:
         self.positions: dict[tuple[str | int, ...], Position] = {}
         self.raw: dict[tuple[str | int, ...], str] = {}  # scalars as written (3.10, not 3.1)
         try:
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
-            self.data = yaml.safe_load(text)
+            # before anything is composed or expanded: an alias bomb or a
+            # self-referencing alias must never reach the composer
+            self._refuse_aliases_and_depth(text)
+            node = yaml.compose(text, Loader=_Loader)
+            if node is not None:
+                self._refuse_duplicate_keys(node, ())
+            self.data = yaml.load(text, Loader=_Loader)
+        except ConfigError:
+            raise
+        except ValueError as exc:  # an integer of more digits than Python converts
+            raise ConfigError(f"{path}: YAML value not readable: {exc}") from None
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             problem = exc.problem or exc.context or "invalid YAML"
@@ -59,9 +88,48 @@ class _Doc:
             where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
             raise ConfigError(f"{where}: YAML syntax error: {problem}") from None
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: YAML error: {exc}") from None
+            raise ConfigError(f"{path}: YAML error: {' '.join(str(exc).split())}") from None
         if node is not None:
             self._index(node, ())
+
+    def _at(self, mark: Any) -> str:
+        if mark is None:
+            return str(self.path)
+        return f"{self.path}:{mark.line + 1}:{mark.column + 1}"
+
+    def _refuse_aliases_and_depth(self, text: str) -> None:
+        """Anchors and aliases are refused (a configuration needs neither), from the event stream."""
+        depth = 0
+        for event in yaml.parse(text, Loader=_Loader):
+            anchor = getattr(event, "anchor", None)
+            if anchor is not None:  # an alias event, or a node that defines an anchor
+                what = f"*{anchor}" if isinstance(event, yaml.AliasEvent) else f"&{anchor}"
+                raise ConfigError(f"{self._at(event.start_mark)}: YAML anchors and aliases are not "
+                                  f"supported ({what}): write the value out")
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise ConfigError(f"{self._at(event.start_mark)}: nested more than {MAX_DEPTH} "
+                                      "levels deep")
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+
+    def _refuse_duplicate_keys(self, node: yaml.Node, path: tuple[str | int, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            first: dict[str, yaml.Mark] = {}
+            for key_node, value_node in node.value:
+                key = str(key_node.value)
+                if key in first:
+                    was = first[key]
+                    raise ConfigError(
+                        f"{self._at(key_node.start_mark)}: {_dotted((*path, key))}: duplicate key "
+                        f"(first at line {was.line + 1}, column {was.column + 1})"
+                    )
+                first[key] = key_node.start_mark
+                self._refuse_duplicate_keys(value_node, (*path, key))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                self._refuse_duplicate_keys(item, (*path, i))
 
     def _index(self, node: yaml.Node, path: tuple[str | int, ...]) -> None:
         self.positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
@@ -77,13 +145,17 @@ class _Doc:
             for i, item in enumerate(node.value):
                 self._index(item, (*path, i))
 
-    def error(self, path: tuple[str | int, ...], message: str) -> ConfigError:
+    def where(self, path: tuple[str | int, ...]) -> str:
+        """``file:line:col: key.path``, at the nearest enclosing key YAML knows a position for."""
         probe = path
         while probe and probe not in self.positions:
             probe = probe[:-1]
         pos = self.positions.get(probe)
         where = f"{self.path}:{pos[0]}:{pos[1]}" if pos else str(self.path)
-        return ConfigError(f"{where}: {_dotted(path) or '(top level)'}: {message}")
+        return f"{where}: {_dotted(path) or '(top level)'}"
+
+    def error(self, path: tuple[str | int, ...], message: str) -> ConfigError:
+        return ConfigError(f"{self.where(path)}: {message}")
 
 
 def _dotted(path: Sequence[str | int]) -> str:
@@ -100,9 +172,15 @@ _TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "tru
 def _expect(doc: _Doc, path: tuple[str | int, ...], value: Any, typ: type) -> Any:
     ok = isinstance(value, typ) and not (typ in (int, float) and isinstance(value, bool))
     if typ is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            digits = len(str(value))
+            raise doc.error(path, f"expected a finite number, found an integer of {digits} digits") from None
     if not ok:
         raise doc.error(path, f"expected {_TYPE_NAMES[typ]}, found {_describe(value)}")
+    if typ is float and not math.isfinite(value):
+        raise doc.error(path, f"expected a finite number, found {value!r}")
     return value
 
 
@@ -144,19 +222,35 @@ def _lock(doc: _Doc, value: Any) -> Lock:
         raise doc.error(("lock", "python"), f"expected a version like \"3.11\", found {python!r}")
     pkgs = _expect(doc, ("lock", "packages"), data["packages"], dict)
     packages: dict[str, str] = {}
+    canonical: dict[str, str] = {}
     for name, version in pkgs.items():
         p = ("lock", "packages", str(name))
+        if not isinstance(name, str) or not PACKAGE_NAME.fullmatch(name):
+            raise doc.error(p, f"not a package name (PEP 508: letters, digits, '.', '_', '-'): {name!r:.80}")
+        key = re.sub(r"[-_.]+", "-", name).lower()  # packaging's canonicalize_name
+        if key in canonical:
+            raise doc.error(p, f"the same package as {canonical[key]!r} (names compare "
+                               "case-insensitively, with '-', '_', '.' alike)")
+        canonical[key] = name
         if isinstance(version, float | int) and not isinstance(version, bool):
             written = doc.raw.get(p, str(version))
             raise doc.error(p, f"quote the version (\"{written}\"): YAML reads it as a number")
         version = _expect(doc, p, version, str)
-        if not re.fullmatch(r"[0-9][0-9A-Za-z.+!-]*", version):
-            raise doc.error(p, f"expected an exact version like \"1.2.3\", found {version!r}")
-        packages[str(name)] = version
+        if not re.fullmatch(r"[0-9][0-9A-Za-z.+!-]*", version) or not _pep440(version):
+            raise doc.error(p, f"expected an exact version like \"1.2.3\" (PEP 440), found {version!r:.80}")
+        packages[name] = version
     if not packages:
         raise doc.error(("lock", "packages"), "the lock needs at least one package")
     wheels = _str_list(doc, ("lock", "wheels"), data.get("wheels", []))
     return Lock(python=python, packages=packages, wheels=wheels)
+
+
+def _pep440(version: str) -> bool:
+    try:
+        Version(version)
+    except InvalidVersion:
+        return False
+    return True
 
 
 def _checks(doc: _Doc, value: Any) -> ChecksConfig:
@@ -173,8 +267,19 @@ def _checks(doc: _Doc, value: Any) -> ChecksConfig:
         tolerances[str(dtype)] = Tolerance(
             rtol=_nonneg(doc, (*p, "rtol"), t["rtol"]), atol=_nonneg(doc, (*p, "atol"), t["atol"])
         )
+    select = _str_list(doc, (*base, "select"), data.get("select", ["*"]))
+    if not select:
+        raise doc.error((*base, "select"), "an empty list selects no check; leave select out "
+                                           "(or write [\"*\"]) to run every check")
+    # where each id and pattern was written, for check_selection's messages
+    for field in ("select", "exclude", "timeouts"):
+        entries = data.get(field)
+        names = list(entries) if isinstance(entries, list | dict) else []
+        for i, name in enumerate(names):
+            key: str | int = str(name) if field == "timeouts" else i
+            _WRITTEN[(str(doc.path), field, str(name))] = doc.where((*base, field, key))
     return ChecksConfig(
-        select=_str_list(doc, (*base, "select"), data.get("select", ["*"])),
+        select=select,
         exclude=_str_list(doc, (*base, "exclude"), data.get("exclude", [])),
         user_modules=_str_list(doc, (*base, "user_modules"), data.get("user_modules", [])),
         timeout=_positive(doc, (*base, "timeout"), data.get("timeout", 180)),
@@ -210,8 +315,13 @@ def _lanes(
         p: tuple[str | int, ...] = ("lanes", i)
         data = _mapping(doc, p, item, ("id", "runner", "required", "options"), ("id", "runner"))
         lane_id = _expect(doc, (*p, "id"), data["id"], str)
-        if not LANE_ID.match(lane_id):
-            raise doc.error((*p, "id"), f"use lower-case letters, digits, '.', '_', '-': {lane_id!r}")
+        if not LANE_ID.fullmatch(lane_id):
+            raise doc.error((*p, "id"), f"use lower-case letters, digits, '.', '_', '-': {lane_id!r:.80}")
+        if len(lane_id) > LANE_ID_MAX:
+            raise doc.error((*p, "id"), f"at most {LANE_ID_MAX} characters, found {len(lane_id)}")
+        if lane_id in reserved_lane_ids():
+            raise doc.error((*p, "id"), f"{lane_id!r} is a name archmatrix's own outputs use "
+                                        f"(reserved: {', '.join(sorted(reserved_lane_ids()))})")
         if lane_id in seen:
             raise doc.error((*p, "id"), f"lane {lane_id!r} is listed twice")
         seen.add(lane_id)
@@ -234,6 +344,14 @@ def _lanes(
         except OptionError as exc:
             raise doc.error((*p, "options", exc.key), str(exc)) from None
     return tuple(lanes)
+
+
+def reserved_lane_ids() -> frozenset[str]:
+    """File stems of the outputs written next to the lane results (``matrix.json``, …) and badges."""
+    from .outputs import OUTPUT_NAMES  # late: the renderers are not needed to read a config
+    from .render.badges import OVERALL
+
+    return frozenset({Path(name).stem for name in OUTPUT_NAMES.values()} | {OVERALL})
 
 
 def _options(doc: _Doc, path: tuple[str | int, ...], value: Any, runner: Runner) -> dict[str, Any]:
@@ -316,6 +434,43 @@ def parse(text: str, path: Path, runners: Mapping[str, Runner] | None = None) ->
     )
 
 
+# (config path, "select"/"exclude"/"timeouts", pattern or id) -> "file:line:col: checks.select[0]"
+_WRITTEN: dict[tuple[str, str, str], str] = {}
+
+
+def check_selection(config: MatrixConfig) -> None:
+    """Every ``checks.select``/``exclude`` pattern and ``checks.timeouts`` id must match a check.
+
+    Called once the run's check modules are final (``--checks-module`` adds to
+    the config's), so a pattern for a module given on the command line is
+    known. The ids are read on the host without importing any check
+    (:mod:`archmatrix.checkids`); when a user module's ids cannot be read there
+    (a dotted module of the lane's environment, an id computed at run time),
+    any pattern could match one of them and none is rejected.
+    """
+    from .checkids import known_check_ids, matches_any
+
+    ids = known_check_ids(config.checks.user_modules, config.path.parent)
+    if ids is None:
+        return
+    checks = config.checks
+    for field, patterns in (("select", checks.select), ("exclude", checks.exclude)):
+        for i, pattern in enumerate(patterns):
+            if not matches_any(pattern, ids):
+                where = _WRITTEN.get((str(config.path), field, pattern),
+                                     f"{config.path}: checks.{field}[{i}]")
+                raise ConfigError(f"{where}: {pattern!r} matches no check"
+                                  f"{_suggest(pattern, sorted(ids | _groups(ids)))}")
+    for cid in checks.timeouts:
+        if cid not in ids:
+            where = _WRITTEN.get((str(config.path), "timeouts", cid), f"{config.path}: checks.timeouts.{cid}")
+            raise ConfigError(f"{where}: no check has the id {cid!r}{_suggest(cid, sorted(ids))}")
+
+
+def _groups(ids: frozenset[str]) -> set[str]:
+    return {cid.split(".", 1)[0] + ".*" for cid in ids}
+
+
 PROBE_PATTERN = "perf.*"  # the performance probes (suite/checks_perf.py)
 
 
@@ -352,8 +507,10 @@ __all__ = [
     "LaneConfig",
     "Lock",
     "MatrixConfig",
+    "check_selection",
     "load",
     "packaged_default",
     "parse",
+    "reserved_lane_ids",
     "without_probes",
 ]

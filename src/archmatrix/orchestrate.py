@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TextIO
 
 from . import matrix as matrix_mod
+from .command import CancelScope, Interrupted, cancel_scope
 from .hostfacts import HostFacts
 from .model import MatrixConfig
 from .plan import PlannedLane, parallelism, plan
@@ -70,6 +71,13 @@ def run_lane(job: LaneJob, runners: Mapping[str, Runner] | None = None) -> LaneR
     except LaneInfraError as exc:
         result = LaneResult(lane=job.lane.id, runner=job.lane.runner, status=LaneStatus.INFRA_ERROR,
                             reason=str(exc), hint=exc.hint, required=job.lane.required)
+    except Interrupted:
+        # stopped while staging, building or running: keep the checks that finished
+        result = _salvage(job) or LaneResult(lane=job.lane.id, runner=job.lane.runner,
+                                             required=job.lane.required)
+        result.status = LaneStatus.INTERRUPTED
+        result.reason = result.reason or ("interrupted before every check ran" if result.checks
+                                          else "interrupted before the lane's suite ran")
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # a bug or an unexpected failure: keep the other lanes going
@@ -105,6 +113,10 @@ def run_matrix(
     runners: Mapping[str, Runner] | None = None,
 ) -> RunOutcome:
     """Plan, run every runnable lane (``runners``: the registry, default RUNNERS), merge."""
+    from .config import check_selection
+
+    # here, not in config.parse: --checks-module adds check modules after parsing
+    check_selection(config)
     progress = progress or Progress()
     planned = plan(config, host, only, runners=runners)
     # absolute: paths end up in container bind mounts and .pth files
@@ -147,6 +159,7 @@ def run_matrix(
             running = [f for f in futures if f.running()]
             for fut in running:
                 jobs[fut].abort()
+            # each lane's commands get SIGINT, a grace period, then SIGKILL
             wait(running, timeout=15)
             for fut, p in futures.items():
                 if fut.cancelled():  # never started: any file there is an old run's
@@ -165,8 +178,13 @@ def run_matrix(
 
 
 def _announced(job: LaneJob, runners: Mapping[str, Runner] | None) -> LaneResult:
+    # The lane's interrupt (job.abort() from the main thread) stops whatever
+    # command this thread runs, in any phase: staging, pip, debootstrap, a build.
+    scope = CancelScope()
+    job.aborts.append(scope.cancel)
     job.progress("starting")
-    result = run_lane(job, runners)
+    with cancel_scope(scope):
+        result = run_lane(job, runners)
     summary = f"{sum(1 for c in result.checks if not c.outcome.failed)}/{len(result.checks)} checks ok"
     job.progress(f"done: {result.status}, {summary}, {result.duration_s:.0f}s")
     return result

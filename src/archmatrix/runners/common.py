@@ -12,12 +12,11 @@ import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from functools import partial
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from ..command import CommandError, interrupt, run
+from ..command import CommandError, Interrupted, run
 from ..findings import lane_warnings
 from ..staging.lock import StagedLock, stage_lock
 from ..staging.result import StagingError, StagingResult
@@ -155,12 +154,15 @@ def execute_suite(
             check=False,
             timeout=timeout,
             on_line=lambda line: job.progress(line.split("] ", 1)[-1]),
-            # Ctrl-C reaches the suite through the terminal's process group,
-            # but not a `kill -INT` of archmatrix alone, nor a SIGTERM: the
-            # matrix then interrupts it itself, and the suite saves what it finished.
-            on_start=lambda proc: job.aborts.append(partial(interrupt, proc)),
         )
         returncode, output = done.returncode, done.stdout + done.stderr
+    except Interrupted:
+        # the lane was interrupted (command.run gave the suite SIGINT, then
+        # stopped it): what the suite saved is the lane's result, if anything
+        try:
+            return load(path)
+        except ResultFileError:
+            raise Interrupted("interrupted before the suite saved a result") from None
     except CommandError as exc:
         returncode, output = exc.returncode, f"{exc}\n{exc.stdout}{exc.stderr}"
     return result_or_crash(job, path, returncode, output, time.monotonic() - started)

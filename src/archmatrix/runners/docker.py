@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from .. import resources
 from ..baseimage import BaseImageError, ensure_base_image
+from ..command import Interrupted, call_interruptible, check_interrupted
 from ..hostfacts import SETUP_SCRIPT, HostFacts
 from ..model import GITHUB_LINUX_ARM64, GITHUB_LINUX_X86_64, LaneConfig, LaneTarget
 from ..staging.result import StagingResult
@@ -208,8 +209,10 @@ class DockerRunner:
                 lock_pth(("/opt/archmatrix/site-packages", "/opt/archmatrix/local-packages"))
             )
             (context / "Dockerfile").write_text(dockerfile)
-            client.images.build(path=str(context), tag=tag, platform=platform, network_mode="none",
-                                buildargs={"BASE": base}, rm=True, forcerm=True, pull=False)
+            # abandoned on interrupt: the engine cancels a build whose client is gone
+            call_interruptible(client.images.build, path=str(context), tag=tag, platform=platform,
+                               network_mode="none", buildargs={"BASE": base}, rm=True, forcerm=True,
+                               pull=False)
         except BuildError as exc:
             log = "".join(str(chunk.get("stream", chunk.get("error", ""))) for chunk in exc.build_log)
             raise LaneInfraError(f"building {tag} failed: {exc}\n{log[-1500:]}") from exc
@@ -230,11 +233,14 @@ class DockerRunner:
             # Ctrl-C reaches our process, not the container: forward it, so the
             # suite saves what it finished before it stops.
             job.aborts.append(lambda: container.kill(signal="SIGINT"))
+            check_interrupted()  # interrupted while the container was being created
             output = self._follow(container, job)
             status = container.wait(timeout=max(600.0, job.config.checks.timeout * 4))
             returncode = int(status.get("StatusCode", -1))
         except DockerException as exc:
             raise LaneInfraError(f"docker failed while running the lane: {exc}", SETUP_HINT) from exc
+        except Interrupted:
+            raise  # the container is removed below
         except Exception as exc:  # requests' ReadTimeout from wait(): the lane hung past every limit
             if container is not None:
                 container.kill()
