@@ -27,6 +27,7 @@ from .model import suggest as _suggest
 from .profiles import DEFAULT_PROFILES, CpuProfile
 from .runners import RUNNERS, OptionError, Runner
 from .suite import arch as arch_mod
+from .suite.lane import selfcheck
 from .suite.registry import DEFAULT_TOLERANCES, Tolerance
 
 DEFAULT_CONFIG = Path("ci/matrix.yaml")
@@ -396,7 +397,7 @@ def _profiles(doc: _Doc, value: Any) -> dict[str, CpuProfile]:
     profiles = dict(DEFAULT_PROFILES)
     for name, entry in _expect(doc, ("cpu_profiles",), value, dict).items():
         p = ("cpu_profiles", str(name))
-        data = _mapping(doc, p, entry, ("arch", "qemu_cpu", "description"), ("arch", "qemu_cpu"))
+        data = _mapping(doc, p, entry, ("arch", "qemu_cpu", "description", "absent"), ("arch", "qemu_cpu"))
         arch = _expect(doc, (*p, "arch"), data["arch"], str)
         if arch not in ("x86_64", "aarch64"):
             raise doc.error((*p, "arch"), f"expected x86_64 or aarch64, found {arch!r}")
@@ -404,8 +405,20 @@ def _profiles(doc: _Doc, value: Any) -> dict[str, CpuProfile]:
             name=str(name), arch=arch,
             qemu_cpu=_expect(doc, (*p, "qemu_cpu"), data["qemu_cpu"], str),
             description=_expect(doc, (*p, "description"), data.get("description", ""), str),
+            absent=_absent(doc, (*p, "absent"), data.get("absent", [])),
         )
     return profiles
+
+
+def _absent(doc: _Doc, path: tuple[str | int, ...], value: Any) -> tuple[str, ...]:
+    """A profile's missing extensions: names the self-check can probe (numpy's spelling)."""
+    names = _str_list(doc, path, value)
+    known = sorted({n for probes in selfcheck.PROBES.values() for n in probes})
+    for i, name in enumerate(names):
+        if name not in known:
+            raise doc.error((*path, i), f"unknown extension {name!r}{_suggest(name, known)}; "
+                                        f"known: {', '.join(known)}")
+    return names
 
 
 def parse(text: str, path: Path, runners: Mapping[str, Runner] | None = None) -> MatrixConfig:

@@ -68,7 +68,8 @@ def test_the_container_command_is_the_interpreter_and_the_suites_whole_argv(tmp_
     with pytest.raises(LaneInfraError):
         run_prepared(job, launch)
     args = suite_args(job, "/out/linux-arm64-docker.json", emulator="qemu-aarch64 (binfmt)",
-                      cpu_model="cortex-a72", user_checks=())
+                      cpu_model="cortex-a72", user_checks=(),
+                      self_check={"python": "3.11", "profile": "", "absent": []})
     assert seen["command"] == ["python3", *args]
     assert seen["command"][:3] == ["python3", "-m", SUITE_MODULE]
     assert seen["command"].count(SUITE_MODULE) == 1

@@ -39,7 +39,8 @@ NOAVX = LaneConfig("linux-x86_64-noavx", "qemu", options={"cpu_profile": "rosett
 
 def test_registered_with_its_options() -> None:
     assert isinstance(RUNNERS["qemu"], QemuRunner)
-    assert QemuRunner.options == {"cpu_profile": Option(str, required=True), "python": Option(str)}
+    assert QemuRunner.options == {"cpu_profile": Option(str, required=True), "python": Option(str),
+                                  "contain_children": Option(bool)}
 
 
 def test_available_on_linux_x86_64_with_qemu_user() -> None:

@@ -71,8 +71,8 @@ def test_the_staged_suite_runs_and_lists_every_builtin_check(tmp_path: Path) -> 
     out = isolated_python("-m", "archmatrix.suite", "--list", cwd=root)  # -m: the staged root is sys.path[0]
     assert out.returncode == 0, out.stderr
     ids = [line.split("\t")[0] for line in out.stdout.splitlines()]
-    assert {i.split(".")[0] for i in ids} == {"import", "blas", "linalg", "sklearn", "perf"}
-    assert ids[0] == "import.numpy" and ids[-1].startswith("perf.")
+    assert {i.split(".")[0] for i in ids} == {"lane", "import", "blas", "linalg", "sklearn", "perf"}
+    assert ids[:2] == ["lane.self", "import.numpy"] and ids[-1].startswith("perf.")  # the self-check first
 
 
 def test_the_digest_covers_files_in_subpackages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

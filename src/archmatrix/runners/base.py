@@ -100,6 +100,7 @@ class Launch:
     env_removed: tuple[str, ...] = ()  # CPU-override variables not passed to the lane
     emulator: str | None = None  # recorded by the suite as a fact
     cpu_model: str | None = None
+    cpu: CpuProfile | None = None  # the CPU the lane claims to run on: its self-check proves it
     how: str = ""  # for the progress line: "under qemu-x86_64 -cpu Westmere"
     out: str | None = None  # the result file as the lane sees it (default: job.out)
     # How to start it; None: a process on this host (command.run). A container runner passes its own.

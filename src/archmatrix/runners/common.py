@@ -21,6 +21,7 @@ from ..findings import lane_warnings
 from ..staging.lock import StagedLock, stage_lock
 from ..staging.result import StagingError, StagingResult
 from ..staging.suite import UserModuleError, stage_suite, user_modules
+from ..suite.checks.lane import CHECK_ID as SELF_CHECK
 from ..suite.classify import classify, clean_evidence
 from ..suite.outcomes import Outcome
 from ..suite.result import CheckResult, LaneResult, LaneStatus, ResultFileError, load
@@ -81,6 +82,7 @@ def suite_args(
     emulator: str | None = None,
     cpu_model: str | None = None,
     user_checks: Sequence[str] | None = None,
+    self_check: Mapping[str, object] | None = None,
 ) -> list[str]:
     """``-m SUITE_MODULE …`` arguments (after the interpreter) for this lane.
 
@@ -91,6 +93,8 @@ def suite_args(
     spec = job.config.checks.suite_spec()
     if user_checks is not None:
         spec = replace(spec, user_checks=tuple(user_checks))
+    if self_check is not None:  # what the lane claims to be, for its self-check
+        spec = replace(spec, options={**spec.options, "self_check": dict(self_check)})
     args = [
         "-m", SUITE_MODULE,
         "--lane", job.lane.id,
@@ -113,8 +117,11 @@ def run_prepared(job: LaneJob, launch: Launch) -> LaneResult:
         job = dataclasses.replace(job, progress=lambda line: say(line) if keep(line) else None)
     if launch.env_removed:
         job.progress(f"not passing {', '.join(launch.env_removed)} to the lane (they pin the CPU dispatch)")
+    claim = {"python": job.config.lock.python, "profile": launch.cpu.name if launch.cpu else "",
+             "absent": list(launch.cpu.absent) if launch.cpu else []}
     argv = [*launch.prefix, *suite_args(job, launch.out or str(job.out), emulator=launch.emulator,
-                                        cpu_model=launch.cpu_model, user_checks=launch.user_checks)]
+                                        cpu_model=launch.cpu_model, user_checks=launch.user_checks,
+                                        self_check=claim)]
     job.progress("running the suite" + (f" {launch.how}" if launch.how else ""))
     if launch.execute is not None:
         result = launch.execute(job, argv)
@@ -209,6 +216,17 @@ def wheel_checks(staging: StagingResult) -> list[CheckResult]:
     return sorted(rows, key=lambda r: r.id)
 
 
+def not_as_claimed(result: LaneResult) -> None:
+    """A lane whose self-check failed is ``infra-error``: its cells ran somewhere else than it claims."""
+    proof = next((c for c in result.checks if c.id == SELF_CHECK), None)
+    if proof is None or not proof.outcome.failed or result.status != LaneStatus.RAN:
+        return
+    result.status = LaneStatus.INFRA_ERROR
+    result.reason = f"{SELF_CHECK} failed, so no cell of this lane can be trusted: {proof.message}"
+    result.hint = ("the evidence is in the lane.self cell; children escaping the emulated CPU, or a CPU "
+                   "that is not the profile's, are archmatrix's fault: please report it")
+
+
 def finish(job: LaneJob, result: LaneResult, *, staging: StagingResult | None = None,
            facts: Mapping[str, object] | None = None) -> LaneResult:
     """Add what the host knows to the lane's own result, and save it."""
@@ -221,6 +239,7 @@ def finish(job: LaneJob, result: LaneResult, *, staging: StagingResult | None = 
         result.checks = wheel_checks(staging) + [c for c in result.checks if not c.id.startswith("wheel.")]
     if result.status == LaneStatus.RAN or result.checks:
         result.warnings = lane_warnings(result.facts, job.config.lock.packages)
+    not_as_claimed(result)
     from ..suite.result import save
 
     save(result, job.out)

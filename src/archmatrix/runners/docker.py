@@ -16,6 +16,7 @@ failure and on Ctrl-C.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import shutil
 import time
@@ -155,8 +156,11 @@ class DockerRunner:
 
         facts = {"platform": platform, "image": tag, "base_image": base,
                  "docker_server_arch": job.host.docker.server_arch}
-        return self.launch(client, job, tag, platform, emulator, cpu_model, staging=staged.staging,
-                           user_checks=user_checks, facts=facts)
+        launch = self.launch(client, job, tag, platform, emulator, cpu_model, staging=staged.staging,
+                             user_checks=user_checks, facts=facts)
+        # an emulated container runs on the profile's CPU (QEMU_CPU, inherited by every process the
+        # kernel hands to binfmt's qemu): the self-check proves it; a native one runs on this CPU
+        return dataclasses.replace(launch, cpu=profile if emulator else None)
 
     def launch(
         self, client: DockerClient, job: LaneJob, tag: str, platform: str, emulator: str | None,

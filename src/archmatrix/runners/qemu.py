@@ -24,7 +24,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import shlex
 import sys
+import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import ClassVar
@@ -50,6 +52,37 @@ def qemu_command(qemu: str, profile: CpuProfile, python: str) -> list[str]:
     return [qemu, "-cpu", profile.qemu_cpu, python]
 
 
+def launcher_script(qemu: str, profile: CpuProfile, python: str, launcher: str) -> str:
+    """A ``python`` that re-enters the emulator: the lane's ``sys.executable``.
+
+    qemu-user follows ``fork`` but not ``exec``: a ``subprocess`` of
+    ``sys.executable``, a ``spawn``/``forkserver`` pool or a loky worker would
+    run natively. Started through this script, the interpreter sees the
+    script as its ``argv[0]`` (qemu's ``-0``), so ``sys.executable`` is the
+    script, and every child started from it is emulated on the same CPU
+    again. Living in the venv's ``bin/``, it still finds the venv's
+    ``pyvenv.cfg`` (``sys.prefix`` is the venv).
+    """
+    argv = [*qemu_command(qemu, profile, python)[:3], "-0", launcher, python]
+    return ("#!/bin/sh\n"
+            "# archmatrix: every process of this lane runs on the emulated CPU "
+            f"({profile.name}: qemu -cpu {profile.qemu_cpu})\n"
+            f'exec {shlex.join(argv)} "$@"\n')
+
+
+def install_launcher(qemu: str, profile: CpuProfile, bin_python: Path) -> Path:
+    """Write the lane's launcher beside the venv's python (atomically; identical for identical lanes)."""
+    launcher = bin_python.parent / f"python-qemu-{profile.qemu_cpu}"
+    text = launcher_script(qemu, profile, str(bin_python), str(launcher))
+    if launcher.is_file() and launcher.read_text() == text:
+        return launcher
+    tmp = launcher.with_name(f".{launcher.name}.{os.getpid()}.{threading.get_ident()}")
+    tmp.write_text(text)
+    tmp.chmod(0o755)
+    os.replace(tmp, launcher)
+    return launcher
+
+
 def emulator_name(qemu: str) -> str:
     """What the facts record as the emulator: ``qemu-x86_64`` for qemu-x86_64-static too."""
     return Path(qemu).name.removesuffix("-static")
@@ -70,6 +103,8 @@ class QemuRunner:
     options: ClassVar[Mapping[str, Option]] = {
         "cpu_profile": Option(str, required=True),
         "python": Option(str),
+        # false only to prove the self-check: children of the lane then run natively
+        "contain_children": Option(bool),
     }
 
     def resolve(self, lane: LaneConfig) -> LaneTarget:
@@ -136,8 +171,11 @@ class QemuRunner:
             )
         suite_root, user_checks = stage_job_suite(job)
         env, removed = lane_env(os.environ, suite_root)
+        contained = job.lane.options.get("contain_children", True)
+        prefix = ([str(install_launcher(qemu, profile, bin_python))] if contained
+                  else qemu_command(qemu, profile, str(bin_python)))
         return Launch(
-            prefix=qemu_command(qemu, profile, str(bin_python)), env=env, env_removed=tuple(removed),
+            prefix=prefix, env=env, env_removed=tuple(removed), cpu=profile,
             staging=staged.staging, user_checks=user_checks,
             emulator=emulator_name(qemu), cpu_model=profile.qemu_cpu,
             how=f"under {emulator_name(qemu)} -cpu {profile.qemu_cpu}", line_filter=without_noise,
@@ -148,6 +186,7 @@ class QemuRunner:
                 "qemu_version": version,
                 "cpu_profile": profile.name,
                 "qemu_cpu": profile.qemu_cpu,
+                "contained": bool(contained),
             },
         )
 

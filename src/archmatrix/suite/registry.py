@@ -27,6 +27,7 @@ CheckFunc = Callable[["CheckContext"], "Mapping[str, Metric] | None"]
 
 # The built-in check modules, in the order their checks are reported.
 BUILTIN_MODULES = (
+    "checks.lane",  # first: the self-check proves the lane is what it claims
     "checks.imports",
     "checks.blas",
     "checks.linalg",

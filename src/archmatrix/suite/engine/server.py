@@ -150,7 +150,12 @@ def _serve(
             send(event="stage", report=run_forked(stage.job, stage.timeout).to_dict(), preloaded=loaded)
 
     for index, chk in enumerate(checks):
-        if chk.group == "import":  # sorted first: they run here, in the server itself
+        if chk.group == "lane":  # the self-check, first: in a child, before anything is imported
+            report = run_forked(partial(run_check_body, chk, context_factory()), limits[index],
+                                on_start=partial(_started, send, index))
+            send(event="report", index=index, report=report.to_dict())
+            continue
+        if chk.group == "import":  # sorted next: they run here, in the server itself
             send(event="start", index=index, pid=None)
             out_path, err_path = _output_files(workdir, index)
             with open(out_path, "w+b") as out, open(err_path, "w+b") as err:

@@ -99,6 +99,10 @@ def demote(result: CheckResult) -> CheckResult:
     return result
 
 
+# Groups that run before the rest, in this order, before the stack is preloaded.
+FIRST_GROUPS = {"lane": 0, "import": 1}
+
+
 def run_checks(
     checks: Iterable[Check],
     *,
@@ -122,8 +126,9 @@ def run_checks(
     interrupted run keeps what it finished); ``notice`` hears why the
     server stopped early, if it did.
     """
-    # imports first: they must run before anything else is imported
-    checks = sorted(checks, key=lambda c: 0 if c.group == "import" else 1)
+    # the self-check first (it proves the lane before anything is trusted), then the imports:
+    # they must run before anything else is imported
+    checks = sorted(checks, key=lambda c: FIRST_GROUPS.get(c.group, len(FIRST_GROUPS)))
     # the config's per-check limit wins; otherwise the run's default, which a
     # check may only raise (emulated lanes configure long defaults)
     limits = [(timeouts or {}).get(c.id) or max(default_timeout, c.timeout or 0.0) for c in checks]
