@@ -122,7 +122,8 @@ def test_default_lanes_follow_the_environment(built: dict[str, Path], tmp_path: 
     (env / "a.so").write_bytes(built["plain"].read_bytes())
     report = audit([env], list(targets().values()))
     # an x86-64 ELF environment: the Linux x86-64 lanes, not arm64 or macOS
-    assert {ln.id for ln in report.lanes} == {"host", "linux-amd64-docker", "linux-x86_64-noavx"}
+    assert {ln.id for ln in report.lanes} == {"host", "linux-amd64-docker", "linux-x86_64-noavx",
+                                                "linux-x86_64-rosetta15"}
     assert not report.failed
 
 

@@ -118,18 +118,18 @@ def judge(
 ) -> list[str]:
     """What is wrong with the lane, one sentence each; empty when it is what it claims. Pure."""
     problems = []
-    for name in absent:
-        if parent.get(name) == RAN:
-            problems.append(f"the lane's CPU executes {name}, but its CPU profile {profile or '?'} has no "
-                            f"{name}: the lane does not emulate the CPU it claims")
+    present = [name for name in absent if parent.get(name) == RAN]
+    if present:
+        problems.append(f"the lane's CPU executes {', '.join(present)}, but its CPU profile {profile or '?'} "
+                        "has none of them: the lane does not emulate the CPU it claims")
     for how, seen in children.items():
         if isinstance(seen, str):
             problems.append(f"a child started by {how} could not be checked: {seen}")
             continue
-        for name, result in parent.items():
-            if result == SIGILL and seen.get(name) == RAN:
-                problems.append(f"a child started by {how} executes {name}, which the lane's CPU cannot: "
-                                "children escape the emulated CPU")
+        escaped = [name for name, result in parent.items() if result == SIGILL and seen.get(name) == RAN]
+        if escaped:
+            problems.append(f"a child started by {how} executes {', '.join(escaped)}, which the lane's CPU "
+                            "cannot: children escape the emulated CPU")
     return problems
 
 
