@@ -436,10 +436,14 @@ def parse(text: str, path: Path, runners: Mapping[str, Runner] | None = None) ->
         if parallel < 1:
             raise doc.error(("parallel",), f"expected 1 or more, found {parallel}")
     profiles = _profiles(doc, data.get("cpu_profiles", {}))
-    lanes = _lanes(doc, data["lanes"], runners, profiles)
+    lock = _lock(doc, data["lock"])
+    lanes = tuple(
+        replace(lane, target=replace(lane.target, python=lock.python)) if lane.target else lane
+        for lane in _lanes(doc, data["lanes"], runners, profiles)
+    )
     return MatrixConfig(
         path=path,
-        lock=_lock(doc, data["lock"]),
+        lock=lock,
         checks=_checks(doc, data.get("checks", {})),
         lanes=lanes,
         parallel=parallel,

@@ -55,6 +55,16 @@ class HostFacts:
     docker: DockerFacts = field(default_factory=lambda: DockerFacts(False, "not checked"))
     qemu_user: Mapping[str, str] = field(default_factory=dict)  # guest arch → qemu-<arch> path
     binfmt: frozenset[str] = frozenset()  # guest arches the kernel hands to qemu
+    # Interpreters found on this host, by version ("3.11" → the real binary): the
+    # lanes that run this host's own Python (venv, qemu) need the lock's version,
+    # whatever Python archmatrix itself runs under.
+    interpreters: Mapping[str, str] = field(default_factory=dict)
+
+    def interpreter(self, version: str) -> str | None:
+        """This host's Python ``version`` (major.minor): archmatrix's own, else one found; None if none."""
+        if version == self.python_version and self.python:
+            return self.python
+        return self.interpreters.get(version)
 
     @property
     def is_linux(self) -> bool:
@@ -130,6 +140,7 @@ def detect(*, check_docker: bool = True) -> HostFacts:
         docker=_docker() if check_docker else DockerFacts(False, "not checked"),
         qemu_user=_qemu_user(),
         binfmt=_binfmt(),
+        interpreters=find_interpreters(),
     )
 
 
@@ -201,6 +212,61 @@ def _qemu_user() -> dict[str, str]:
                 found[arch] = path
                 break
     return found
+
+
+PYTHON_VERSIONS = tuple(f"3.{minor}" for minor in range(9, 16))
+
+
+def find_interpreters(
+    versions: tuple[str, ...] = PYTHON_VERSIONS,
+    *,
+    path: str | None = None,
+    pyenv_root: str | None = None,
+) -> dict[str, str]:
+    """CPython interpreters on this host by version, each the real binary (never a shim script).
+
+    Where people keep them: ``python3.X`` on PATH (a distribution's, a
+    venv's), pyenv's versions (``$PYENV_ROOT`` or ``~/.pyenv``), and uv's
+    (``uv python find`` when uv is installed). A pyenv shim on PATH is a script
+    that execs the real interpreter natively — useless under qemu-user — so
+    every candidate is resolved to its ELF/Mach-O binary.
+    """
+    found: dict[str, str] = {}
+    root = Path(pyenv_root or os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+    for version in versions:
+        candidates: list[str | Path | None] = [shutil.which(f"python{version}", path=path)]
+        candidates += sorted((root / "versions").glob(f"{version}.*/bin/python{version}"), reverse=True)
+        for candidate in candidates:
+            real = _real_binary(candidate)
+            if real:
+                found[version] = real
+                break
+    if shutil.which("uv", path=path):
+        for version in versions:
+            if version in found:
+                continue
+            try:
+                out = run(["uv", "python", "find", "--no-python-downloads", version], timeout=30, check=False)
+            except CommandError:
+                break
+            real = _real_binary(out.stdout.strip()) if out.returncode == 0 else None
+            if real:
+                found[version] = real
+    return found
+
+
+def _real_binary(candidate: str | Path | None) -> str | None:
+    """``candidate`` resolved through symlinks, when that is an executable binary (not a script)."""
+    if not candidate:
+        return None
+    real = os.path.realpath(candidate)
+    try:
+        with open(real, "rb") as fh:
+            magic = fh.read(4)
+    except OSError:
+        return None
+    is_binary = magic == b"\x7fELF" or magic in (b"\xcf\xfa\xed\xfe", b"\xca\xfe\xba\xbe")
+    return real if is_binary and os.access(real, os.X_OK) else None
 
 
 def _binfmt() -> frozenset[str]:

@@ -75,6 +75,7 @@ class LaneTarget:
     emulated_cpu_default: str | None = None  # the CPU model an emulating engine gives without a profile
     runs_on: str = GITHUB_LINUX_X86_64  # the GitHub runner that runs it for real
     ci_setup: tuple[str, ...] = ()  # what that job must set up first ("x64_python")
+    python: str = ""  # the lock's Python (major.minor): the interpreter the lane must run
 
 
 @dataclass(frozen=True)

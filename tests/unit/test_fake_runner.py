@@ -116,8 +116,9 @@ def test_a_fake_runner_is_parsed_planned_run_and_rendered(
     tmp_path: Path, registry: dict[str, Runner]
 ) -> None:
     cfg = config_mod.parse(CONFIG, tmp_path / "matrix.yaml", runners=registry)
-    assert cfg.lane("sparc-ok").target == LaneTarget(os="linux", arch="fake-sparc64",
-                                                     platform="linux/fakesparc", runs_on="self-hosted-sparc")
+    assert cfg.lane("sparc-ok").target == LaneTarget(
+        os="linux", arch="fake-sparc64", platform="linux/fakesparc", runs_on="self-hosted-sparc",
+        python="3.11")
     planned = plan(cfg, HOST, runners=registry)
     assert [(p.lane.id, p.runs) for p in planned] == [("sparc-ok", True), ("sparc-bad", True),
                                                       ("sparc-beta", False)]

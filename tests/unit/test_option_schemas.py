@@ -59,7 +59,7 @@ def test_each_lane_is_resolved_once_into_its_target() -> None:
                 "  - {id: rosetta, runner: macos, options: {arch: x86_64}}\n"
                 "  - {id: m1, runner: macos, options: {arch: arm64}}\n", Path("m.yaml"))
     targets = {lane.id: lane.target for lane in cfg.lanes}
-    assert targets["host"] == LaneTarget()
+    assert targets["host"] == LaneTarget(python="3.11")  # the lock's Python, for every lane
     arm = targets["arm"]
     assert arm is not None and (arm.os, arm.arch, arm.platform, arm.runs_on) == (
         "linux", "aarch64", "linux/arm64", "ubuntu-24.04-arm")

@@ -25,7 +25,6 @@ import dataclasses
 import os
 import re
 import shlex
-import sys
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -40,7 +39,7 @@ from ..suite.classify import NOISE
 from ..suite.elffile import file_arch
 from .base import Availability, LaneInfraError, LaneJob, Launch, Option, OptionError, lane_cpu_profile
 from .common import lane_env, stage_job_lock, stage_job_suite
-from .venv import host_glibc, make_venv
+from .venv import check_interpreter, host_glibc, lane_interpreter, make_venv, no_interpreter, wanted_python
 
 SETUP_HINT = f"{SETUP_SCRIPT} (or, as root: apt-get install qemu-user-static)"
 
@@ -146,6 +145,9 @@ class QemuRunner:
         if not qemu:
             return Availability.no(f"qemu-user for {profile.arch} not found "
                                    f"(qemu-{profile.arch} or qemu-{profile.arch}-static on PATH)", SETUP_HINT)
+        missing = no_interpreter(lane, host)
+        if missing is not None:
+            return missing
         return Availability.yes(f"emulated: {emulator_name(qemu)} -cpu {profile.qemu_cpu}")
 
     def prepare(self, job: LaneJob) -> Launch:
@@ -153,7 +155,11 @@ class QemuRunner:
         qemu = job.host.qemu_user.get(profile.arch) if profile else None
         if profile is None or qemu is None:  # the planner only runs available lanes
             raise LaneInfraError(self.availability(job.lane, job.host).reason, SETUP_HINT)
-        python = str(job.lane.options.get("python") or job.host.python or sys.executable)
+        python = lane_interpreter(job.lane, job.host)
+        if python is None:
+            missing = no_interpreter(job.lane, job.host) or Availability.no("no interpreter")
+            raise LaneInfraError(missing.reason, missing.hint)
+        check_interpreter(python, wanted_python(job.lane, job.host))
         version = _qemu_version(qemu)
         # qemu's warnings about features it cannot emulate are noise, on the console too
         job = dataclasses.replace(job, progress=_filtered(job.progress))
