@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, BinaryIO
 
 from ..classify import clean_evidence
+from ..lane import wrongarch
 from ..registry import Check, CheckContext, CheckSkipped, Mismatch
 
 TAIL = 2000  # characters of stdout/stderr kept as evidence
@@ -215,15 +216,37 @@ def run_check_body(chk: Check, ctx: CheckContext) -> dict[str, Any]:
     except CheckSkipped as exc:
         status, message = "skipped", str(exc)
     except BaseException as exc:
-        return {
-            "status": "exception",
-            "exc_type": type(exc).__name__,
-            "exc_message": str(exc),
-            "traceback": traceback.format_exc()[-TAIL:],
-            "metrics": ctx.metrics,
-            "warnings": ctx.warnings,
-        }
+        return {**describe_exception(exc), "metrics": ctx.metrics, "warnings": ctx.warnings}
     return {"status": status, "message": message, "metrics": ctx.metrics, "warnings": ctx.warnings}
+
+
+def describe_exception(exc: BaseException) -> dict[str, Any]:
+    """An exception as the supervisor judges it, with what only this process can still see.
+
+    The chain behind it (a package's own ImportError hides the loader's) and
+    the binaries involved in a failed import (:mod:`..lane.wrongarch`): the
+    supervisor reads their headers.
+    """
+    message = str(exc)
+    if isinstance(exc, AssertionError) and not message:
+        message = _bare_assert(exc)
+    return {
+        "status": "exception",
+        "exc_type": type(exc).__name__,
+        "exc_message": message,
+        "traceback": traceback.format_exc()[-TAIL:],
+        "chain": wrongarch.describe(exc),
+        "binaries": wrongarch.candidate_files(exc),
+    }
+
+
+def _bare_assert(exc: AssertionError) -> str:
+    """A bare ``assert`` has no message: its source line is the evidence."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return ""
+    last = frames[-1]
+    return f"assert failed at {os.path.basename(last.filename)}:{last.lineno}: {last.line or ''}".rstrip(": ")
 
 
 @contextlib.contextmanager
