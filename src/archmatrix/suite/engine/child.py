@@ -28,11 +28,11 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, BinaryIO
 
 from ..classify import clean_evidence
-from ..lane import wrongarch
+from ..lane import executing, wrongarch
 from ..registry import Check, CheckContext, CheckSkipped, Mismatch
 
 TAIL = 2000  # characters of stdout/stderr kept as evidence
@@ -48,6 +48,10 @@ class ChildReport:
     stderr: str
     timed_out: bool
     duration_s: float
+    # Killed by a signal: the extension modules faulthandler listed as loaded,
+    # and which of them the forking parent had loaded already (lane.executing).
+    extension_modules: list[str] = field(default_factory=list)
+    inherited: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -62,6 +66,8 @@ class ChildReport:
             stderr=str(data.get("stderr") or ""),
             timed_out=bool(data.get("timed_out")),
             duration_s=float(data.get("duration_s") or 0.0),
+            extension_modules=[str(m) for m in data.get("extension_modules") or ()],
+            inherited=[str(m) for m in data.get("inherited") or ()],
         )
 
 
@@ -175,13 +181,19 @@ def run_forked(
             payload = json.loads(b"".join(chunks))
         except ValueError:
             payload = None
+    returncode = None if status is None else os.waitstatus_to_exitcode(status)
+    raw_err = read_raw(err)
+    modules = executing.listed_modules(raw_err) if returncode is not None and returncode < 0 else []
     return ChildReport(
         payload=payload,
-        returncode=None if status is None else os.waitstatus_to_exitcode(status),
+        returncode=returncode,
         stdout=read_tail(out),
-        stderr=read_tail(err),
+        stderr=clean_evidence(raw_err, limit=TAIL),
         timed_out=timed_out,
         duration_s=duration,
+        extension_modules=modules,
+        # the child inherited what this process had loaded when it forked
+        inherited=[m for m in modules if m in sys.modules],
     )
 
 
@@ -191,6 +203,11 @@ def kill_group(pid: int) -> None:
 
 
 def read_tail(fh: Any) -> str:
+    return clean_evidence(read_raw(fh), limit=TAIL)
+
+
+def read_raw(fh: Any) -> str:
+    """The end of an output file, uncleaned; closes it."""
     try:
         fh.seek(0, os.SEEK_END)
         size = fh.tell()
@@ -200,7 +217,7 @@ def read_tail(fh: Any) -> str:
         data: bytes = fh.read()
     finally:
         fh.close()
-    return clean_evidence(data.decode(errors="replace"), limit=TAIL)
+    return data.decode(errors="replace")
 
 
 def run_check_body(chk: Check, ctx: CheckContext) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from functools import partial
 from typing import Any
 
 from ..classify import classify
-from ..lane import ldso, wrongarch
+from ..lane import executing, ldso, wrongarch
 from ..outcomes import Outcome
 from ..registry import Check, CheckContext
 from ..result import CheckResult
@@ -94,6 +94,9 @@ def judge(check_id: str, report: ChildReport, machine: str | None = None) -> Che
     outcome = verdict.outcome
     if outcome is Outcome.PASS:  # ran to completion but the process then failed
         outcome = Outcome.ERROR
+    if outcome is Outcome.ILLEGAL_INSTRUCTION and report.extension_modules:
+        # the suspects, for the host to read with the audit (archmatrix.rootcause)
+        evidence["loaded_extensions"] = executing.describe(report.extension_modules, report.inherited)
     result.outcome, result.message = outcome, verdict.reason or "check failed without a message"
     return result
 
