@@ -79,11 +79,12 @@ def judge(check_id: str, report: ChildReport, machine: str | None = None) -> Che
     # Whatever words a package wrapped the loader's error in: the binaries
     # the child found involved, read here.
     others = wrongarch.foreign(payload.get("binaries") or (), machine)
-    if others and not diagnosis:
+    if others:
         evidence["wrong_arch"] = [f.sentence for f in others]
-        result.outcome, result.message = Outcome.WRONG_ARCH, others[0].sentence + (
-            f" (and {len(others) - 1} more)" if len(others) > 1 else "")
-        return result
+        if not diagnosis:  # ld.so's own words, explained, stay the message when it left any
+            result.outcome, result.message = Outcome.WRONG_ARCH, others[0].sentence + (
+                f" (and {len(others) - 1} more)" if len(others) > 1 else "")
+            return result
     verdict = classify(
         returncode=report.returncode,
         output=f"{report.stdout}\n{report.stderr}\n{diagnosis}",
