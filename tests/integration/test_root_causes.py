@@ -44,8 +44,8 @@ def build_wheels(dest: Path) -> Path:
         "wrappedarch/__init__.py": init,
         f"wrappedarch/_native{corpus.ext_suffix('aarch64')}": native,
     })
-    corpus.pack_wheel(dest, "puredep", "1.0", "py3-none-any",
-                      {"puredep/__init__.py": (FIXTURE / "puredep" / "__init__.py").read_bytes()}, purelib=True)
+    pure = (FIXTURE / "puredep" / "__init__.py").read_bytes()
+    corpus.pack_wheel(dest, "puredep", "1.0", "py3-none-any", {"puredep/__init__.py": pure}, purelib=True)
     corpus.pack_wheel(dest, "compiledep", "1.0", f"{corpus.ABI}-abi3-linux_x86_64",
                       {"compiledep.abi3.so": corpus.compile_shared(FIXTURE / "compiledep.c", "x86_64")})
     return dest
@@ -71,8 +71,9 @@ def lanes(tmp_path_factory: pytest.TempPathFactory, workdir: Path) -> dict[str, 
     results = tmp / "results"
     started = time.monotonic()
     proc = subprocess.run(
-        archmatrix_argv("matrix", "--config", str(config), "--results", str(results), "--workdir", str(workdir),
-                        "--wheel", str(wheels), "--checks-module", str(CHECKS), "--no-probes"),
+        archmatrix_argv("matrix", "--config", str(config), "--results", str(results),
+                        "--workdir", str(workdir), "--wheel", str(wheels), "--checks-module", str(CHECKS),
+                        "--no-probes"),
         env=python_env(), cwd=ROOT, capture_output=True, text=True, timeout=CLI_TIMEOUT,
     )
     print(f"{time.monotonic() - started:.0f} s\n{proc.stderr[-3000:]}")
@@ -106,7 +107,50 @@ def test_a_dependency_without_a_wheel_is_the_root_of_the_import_error(lanes: dic
     assert pure.outcome.value == "no-wheel", (pure.message, pure.evidence)
     assert pure.message.startswith("via compiledep: "), pure.message
     assert pure.evidence["symptom"] == {
-        "outcome": "import-error", "message": "ModuleNotFoundError: puredep requires compiledep to be installed"}
+        "outcome": "import-error",
+        "message": "ModuleNotFoundError: puredep requires compiledep to be installed",
+    }
     host = _check(lanes["host"], "rootcause_checks.pure")
     assert host.outcome.value == "pass", (host.message, host.evidence)
     assert host.metrics == {"answer": 42}
+
+
+# --- the library behind an illegal instruction ------------------------------------------------
+
+NOAVX = "linux-x86_64-noavx"
+
+
+@pytest.fixture(scope="module")
+def noavx(tmp_path_factory: pytest.TempPathFactory, workdir: Path) -> LaneResult:
+    """The fault corpus's AVX2 extension (tests/fixtures/avx2ext) in the no-AVX lane alone."""
+    require(detect(check_docker=False).machine == "x86_64", "the no-AVX lane needs an x86-64 host")
+    require(" avx2" in Path("/proc/cpuinfo").read_text(), "this host's CPU has no AVX2")
+    tmp = tmp_path_factory.mktemp("noavx-rootcause")
+    corpus.build_avx2_wheel(tmp / "wheels")
+    shipped = yaml.safe_load((ROOT / "ci" / "matrix.yaml").read_text())
+    config = tmp / "noavx.yaml"
+    config.write_text(yaml.safe_dump({
+        "lock": shipped["lock"],
+        "checks": dict(shipped.get("checks", {}), select=["avx2_checks.*"]),
+        "lanes": [lane for lane in shipped["lanes"] if lane["id"] == NOAVX],
+    }, sort_keys=False))
+    results = tmp / "results"
+    proc = subprocess.run(
+        archmatrix_argv("matrix", "--config", str(config), "--results", str(results),
+                        "--workdir", str(workdir), "--wheel", str(tmp / "wheels"),
+                        "--checks-module", str(corpus.AVX2 / "avx2_checks.py"), "--no-probes"),
+        env=python_env(), cwd=ROOT, capture_output=True, text=True, timeout=CLI_TIMEOUT,
+    )
+    print(proc.stderr[-3000:])
+    assert proc.returncode == 1, proc.stderr[-4000:]
+    return load(results / f"{NOAVX}.json")
+
+
+def test_an_illegal_instruction_names_the_extension_and_avx2(noavx: LaneResult) -> None:
+    cell = _check(noavx, "avx2_checks.add_epi32")
+    assert cell.outcome.value == "illegal-instruction"
+    so = f"avx2ext{corpus.ext_suffix('x86_64')}"
+    assert f"AVX2 in {so}, not guarded by a CPU check" in cell.message, (cell.message, cell.evidence)
+    attribution = cell.evidence["attribution"]
+    assert attribution["binary"].endswith(f"/{so}") and attribution["module"] == "avx2ext"
+    assert "Illegal instruction" in cell.message  # the symptom's words stay

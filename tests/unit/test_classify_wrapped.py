@@ -204,3 +204,25 @@ def test_classify_assertion_error() -> None:
     verdict = classify(exc_type="AssertionError", exc_message="\nNot equal to tolerance\n\nmax diff 1\n")
     assert verdict.outcome is Outcome.NUMERIC_MISMATCH
     assert verdict.reason == "Not equal to tolerance; max diff 1"
+
+
+def test_a_build_for_another_platform_that_a_package_merely_carries_is_no_cause(tmp_path: Path) -> None:
+    """Only files this interpreter would import count: a carried ``…-aarch64-linux-gnu.so`` never loads."""
+    site = tmp_path / "site"
+    (site / "carrier").mkdir(parents=True)
+    (site / "carrier" / "__init__.py").write_text("from .missing_helper import thing\n")
+    (site / "carrier" / "missing_helper.py").write_text("")
+    # ELF for aarch64, named as only an aarch64 interpreter loads it
+    (site / "carrier" / "_native.cpython-311-aarch64-linux-gnu.so").write_bytes(
+        b"\x7fELF\x02\x01\x01" + bytes(11) + (183).to_bytes(2, "little"))
+    report = run_check(importing(site, "carrier"))
+    assert report.payload["exc_message"].startswith("cannot import name 'thing'")
+    assert report.payload["binaries"] == []
+    assert judge("user.check", report).outcome is Outcome.IMPORT_ERROR
+
+
+def test_a_failed_file_operation_is_no_loader_failure(tmp_path: Path) -> None:
+    try:
+        open(tmp_path / "missing.so")  # noqa: SIM115
+    except OSError as exc:
+        assert wrongarch.candidate_files(exc) == []

@@ -72,8 +72,16 @@ def describe(exc: BaseException) -> list[dict[str, Any]]:
     return out
 
 
+# An OSError that is a loader's (ctypes.CDLL), not any failed file operation.
+LOADER_WORDS = re.compile(r"shared object|ELF|dlopen|cannot open|wrong architecture|mach-o", re.IGNORECASE)
+
+
 def _is_import_failure(exc: BaseException) -> bool:
-    return isinstance(exc, (ImportError, OSError))
+    return isinstance(exc, ImportError) or _is_loader_oserror(exc)
+
+
+def _is_loader_oserror(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and bool(LOADER_WORDS.search(str(exc)))
 
 
 def candidate_files(exc: BaseException) -> list[str]:
@@ -90,12 +98,12 @@ def candidate_files(exc: BaseException) -> list[str]:
         return []
     files: dict[str, None] = {}
     for e in errors:
-        if isinstance(e, ImportError) and e.path:
-            files[os.path.abspath(e.path)] = None
+        if isinstance(e, ImportError) and e.path and SO_PATH.search(os.path.abspath(e.path)):
+            files[os.path.abspath(e.path)] = None  # a binary (a "cannot import name" names the .py)
         for match in SO_PATH.findall(str(e)):
             files[match] = None
     loader_failure = any((isinstance(e, ImportError) and not isinstance(e, ModuleNotFoundError))
-                         or isinstance(e, OSError) for e in errors)
+                         or _is_loader_oserror(e) for e in errors)
     if not loader_failure:
         return [f for f in files if os.path.isfile(f)]
     roots: dict[str, None] = {}
@@ -153,23 +161,32 @@ def _package_roots_of_traceback(exc: BaseException) -> Iterator[str]:
 
 
 def _compiled_under(root: Path) -> Iterator[str]:
-    """Shared objects in a package (and its auditwheel ``<package>.libs`` sibling)."""
+    """A package's compiled modules, and the libraries of its auditwheel ``<package>.libs`` sibling.
+
+    Only files this interpreter would import (its ``EXTENSION_SUFFIXES``): a
+    package that carries builds for several platforms (``…-x86_64-linux-gnu.so``
+    next to ``…-aarch64-linux-gnu.so``) never loads the others, so they are
+    no cause.
+    """
     if root.is_file():
-        if _is_binary_name(root.name):
+        if _importable(root.name):
             yield str(root)
         return
-    for base in (root, root.parent / f"{root.name}.libs"):
-        if not base.is_dir():
-            continue
-        for dirpath, _dirs, names in os.walk(base):
-            for name in sorted(names):
-                if _is_binary_name(name):
-                    yield os.path.join(dirpath, name)
+    for dirpath, _dirs, names in os.walk(root):
+        yield from (os.path.join(dirpath, n) for n in sorted(names) if _importable(n))
+    libs = root.parent / f"{root.name}.libs"
+    if libs.is_dir():
+        yield from (str(p) for p in sorted(libs.iterdir()) if ".so" in p.name or p.suffix == ".dylib")
 
 
-def _is_binary_name(name: str) -> bool:
-    return name.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES)) or ".so" in name[-12:] \
-        or name.endswith(".dylib")
+def _importable(name: str) -> bool:
+    """Whether this interpreter would import a file of this name as an extension module.
+
+    ``_native.cpython-311-aarch64-linux-gnu.so`` ends in ``.so`` too, but what
+    is left is no module name: an x86-64 interpreter never loads it.
+    """
+    return any(name.endswith(suffix) and name[: -len(suffix)].isidentifier()
+               for suffix in importlib.machinery.EXTENSION_SUFFIXES)
 
 
 @dataclass(frozen=True)
