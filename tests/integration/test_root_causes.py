@@ -7,7 +7,8 @@ FILE``), through ``host`` and ``linux-arm64-docker`` only:
 - ``wrappedarch``: a wheel tagged for aarch64 whose extension is x86-64 code,
   imported through an ``__init__`` that catches the ImportError and raises
   its own (as numpy does) → ``wrong-arch`` in linux-arm64-docker, the file
-  and "x86-64 in an aarch64 process" in the evidence;
+  and "x86-64 in an aarch64 process" in the evidence; ``silentarch`` the
+  same behind an ``__init__`` that drops the loader's words altogether;
 - ``puredep`` (pure Python, ``py3-none-any``) importing ``compiledep``, a
   compiled dependency with an x86-64 wheel only → the check is ``no-wheel``
   via compiledep in linux-arm64-docker, and passes in host.
@@ -37,13 +38,13 @@ CLI_TIMEOUT = 3600
 
 
 def build_wheels(dest: Path) -> Path:
-    init = (FIXTURE / "wrappedarch" / "__init__.py").read_bytes()
     native = corpus.compile_shared(corpus.CORPUS / "wrongarch" / "_native.c", "x86_64")
-    # named as an aarch64 interpreter looks for it: the file is found, and is x86-64
-    corpus.pack_wheel(dest, "wrappedarch", "1.0", f"{corpus.ABI}-{corpus.ABI}-linux_aarch64", {
-        "wrappedarch/__init__.py": init,
-        f"wrappedarch/_native{corpus.ext_suffix('aarch64')}": native,
-    })
+    for name in ("wrappedarch", "silentarch"):
+        # named as an aarch64 interpreter looks for it: the file is found, and is x86-64
+        corpus.pack_wheel(dest, name, "1.0", f"{corpus.ABI}-{corpus.ABI}-linux_aarch64", {
+            f"{name}/__init__.py": (FIXTURE / name / "__init__.py").read_bytes(),
+            f"{name}/_native{corpus.ext_suffix('aarch64')}": native,
+        })
     pure = (FIXTURE / "puredep" / "__init__.py").read_bytes()
     corpus.pack_wheel(dest, "puredep", "1.0", "py3-none-any", {"puredep/__init__.py": pure}, purelib=True)
     corpus.pack_wheel(dest, "compiledep", "1.0", f"{corpus.ABI}-abi3-linux_x86_64",
@@ -98,6 +99,16 @@ def test_a_foreign_extension_behind_a_packages_own_import_error_is_wrong_arch(
     # what the package said, kept as the symptom
     assert "Importing the wrappedarch C-extensions failed" in arm.evidence["exception"]["message"]
     assert _check(lanes["linux-arm64-docker"], "wheel.wrappedarch").outcome.value == "pass"
+
+
+def test_a_foreign_extension_behind_an_import_error_that_drops_the_loaders_words_is_wrong_arch(
+    lanes: dict[str, LaneResult],
+) -> None:
+    arm = _check(lanes["linux-arm64-docker"], "rootcause_checks.silent")
+    assert arm.outcome.value == "wrong-arch", (arm.message, arm.evidence)
+    native = f"silentarch/_native{corpus.ext_suffix('aarch64')}"
+    assert native in arm.message and "x86-64 in an aarch64 process" in arm.message, arm.message
+    assert arm.evidence["exception"]["message"] == "silentarch is not installed correctly: reinstall it"
 
 
 def test_a_dependency_without_a_wheel_is_the_root_of_the_import_error(lanes: dict[str, LaneResult]) -> None:
