@@ -15,7 +15,7 @@ a CPU in rather than patching.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -25,8 +25,11 @@ from ..model import QEMU_USER, LaneConfig
 from ..profiles import CpuProfile
 from ..runners import target_of
 from ..suite.outcomes import Outcome
+from .cpus import NO_AVX, NO_AVX2, NO_AVX512, NO_SVE, QEMU_MODEL_MISSING
 from .image import OsName
 from .isa import AMX, AVX, AVX2, AVX512, BMI, F16C, FMA, SVE, SVE2, IsaScan
+
+__all__ = ["NO_AVX", "NO_AVX2", "NO_AVX512", "NO_SVE", "QEMU_MODEL_MISSING"]  # re-exported from .cpus
 
 
 class Prediction(str, enum.Enum):
@@ -59,21 +62,6 @@ class Prediction(str, enum.Enum):
 _SEVERITY = {Prediction.PASS: 0, Prediction.GUARDED: 1, Prediction.ILLEGAL_INSTRUCTION: 2,
              Prediction.WRONG_ARCH: 3}
 
-NO_AVX = frozenset({AVX, AVX2, FMA, F16C, BMI, AVX512, AMX})
-NO_AVX2 = frozenset({AVX2, FMA, BMI, AVX512, AMX})
-NO_AVX512 = frozenset({AVX512, AMX})
-NO_SVE = frozenset({SVE, SVE2})
-# What each QEMU CPU model lacks, of the extensions the scan looks for.
-QEMU_MODEL_MISSING: Mapping[str, frozenset[str]] = {
-    "qemu64": NO_AVX, "core2duo": NO_AVX, "Conroe": NO_AVX, "Penryn": NO_AVX, "Nehalem": NO_AVX,
-    "Westmere": NO_AVX, "SandyBridge": NO_AVX2 | {F16C}, "IvyBridge": NO_AVX2,
-    "Haswell": NO_AVX512, "Broadwell": NO_AVX512, "Skylake-Client": NO_AVX512,
-    "Skylake-Server": frozenset({AMX}), "Cascadelake-Server": frozenset({AMX}),
-    "Icelake-Server": frozenset({AMX}), "SapphireRapids": frozenset(),
-    "cortex-a53": NO_SVE, "cortex-a57": NO_SVE, "cortex-a72": NO_SVE, "cortex-a76": NO_SVE,
-    "neoverse-n1": NO_SVE, "neoverse-v1": frozenset({SVE2}), "a64fx": frozenset({SVE2}),
-    "neoverse-n2": frozenset(), "max": frozenset(),
-}
 # /proc/cpuinfo flags (Linux's names) each extension needs.
 _X86_FLAGS = {AVX: ("avx",), AVX2: ("avx2",), FMA: ("fma",), F16C: ("f16c",), BMI: ("bmi1", "bmi2"),
               AVX512: ("avx512f",), AMX: ("amx_tile",)}

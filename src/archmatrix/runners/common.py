@@ -16,6 +16,7 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
+from .. import rootcause
 from ..command import CommandError, Interrupted, run
 from ..findings import lane_warnings
 from ..staging.lock import StagedLock, stage_lock
@@ -237,6 +238,7 @@ def finish(job: LaneJob, result: LaneResult, *, staging: StagingResult | None = 
         result.facts.setdefault("runner", {}).update(facts)
     if staging is not None:
         result.checks = wheel_checks(staging) + [c for c in result.checks if not c.id.startswith("wheel.")]
+    result = rootcause.apply(result)  # root causes across cells: no-wheel via a dependency, SIGILL's library
     if result.status == LaneStatus.RAN or result.checks:
         result.warnings = lane_warnings(result.facts, job.config.lock.packages)
     not_as_claimed(result)

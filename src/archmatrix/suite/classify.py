@@ -45,6 +45,8 @@ WRONG_ARCH = _rx(
     # ldso.explain's sentence: glibc calls an existing file for another
     # machine "No such file or directory"; the lane read its ELF header
     r"is an ELF file for [\w ]+, but this process is",
+    # lane.wrongarch's sentence: a binary behind a package's own import error
+    r"in an? [\w-]+ process \(a binary for another architecture\)",
 )
 
 # Names of BLAS / LAPACK / OpenMP / Fortran runtime libraries and frameworks.
@@ -105,6 +107,10 @@ NO_WHEEL = _rx(
 )
 
 IMPORT_EXCEPTIONS = {"ImportError", "ModuleNotFoundError"}
+# A failed assertion in a check (a bare ``assert``, ``numpy.testing.assert_allclose``,
+# ``pytest.approx``) says the numbers are wrong, not that the check broke
+# (DESIGN.md: a failed numeric assertion is numeric-mismatch).
+ASSERTION_EXCEPTIONS = {"AssertionError"}
 
 # qemu prints these for CPU models it cannot fully emulate; they are noise,
 # not evidence (HOST-NOTES.md).
@@ -210,6 +216,11 @@ def classify(
             return Verdict(outcome, line)
     if exc_type in IMPORT_EXCEPTIONS:
         return Verdict(Outcome.IMPORT_ERROR, exc_text)
+    if exc_type in ASSERTION_EXCEPTIONS:
+        # numpy.testing's message spans lines ("Not equal to tolerance …",
+        # "Mismatched elements: …"): one line for the cell, whole in the evidence
+        lines = [ln.strip() for ln in exc_message.splitlines() if ln.strip()]
+        return Verdict(Outcome.NUMERIC_MISMATCH, "; ".join(lines)[:500] or "assertion failed")
     if exc_type:
         return Verdict(Outcome.ERROR, exc_text)
     if sig is not None:

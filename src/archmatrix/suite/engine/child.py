@@ -28,10 +28,11 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, BinaryIO
 
 from ..classify import clean_evidence
+from ..lane import executing, wrongarch
 from ..registry import Check, CheckContext, CheckSkipped, Mismatch
 
 TAIL = 2000  # characters of stdout/stderr kept as evidence
@@ -47,6 +48,10 @@ class ChildReport:
     stderr: str
     timed_out: bool
     duration_s: float
+    # Killed by a signal: the extension modules faulthandler listed as loaded,
+    # and which of them the forking parent had loaded already (lane.executing).
+    extension_modules: list[str] = field(default_factory=list)
+    inherited: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -61,6 +66,8 @@ class ChildReport:
             stderr=str(data.get("stderr") or ""),
             timed_out=bool(data.get("timed_out")),
             duration_s=float(data.get("duration_s") or 0.0),
+            extension_modules=[str(m) for m in data.get("extension_modules") or ()],
+            inherited=[str(m) for m in data.get("inherited") or ()],
         )
 
 
@@ -174,13 +181,19 @@ def run_forked(
             payload = json.loads(b"".join(chunks))
         except ValueError:
             payload = None
+    returncode = None if status is None else os.waitstatus_to_exitcode(status)
+    raw_err = read_raw(err)
+    modules = executing.listed_modules(raw_err) if returncode is not None and returncode < 0 else []
     return ChildReport(
         payload=payload,
-        returncode=None if status is None else os.waitstatus_to_exitcode(status),
+        returncode=returncode,
         stdout=read_tail(out),
-        stderr=read_tail(err),
+        stderr=clean_evidence(raw_err, limit=TAIL),
         timed_out=timed_out,
         duration_s=duration,
+        extension_modules=modules,
+        # the child inherited what this process had loaded when it forked
+        inherited=[m for m in modules if m in sys.modules],
     )
 
 
@@ -190,6 +203,11 @@ def kill_group(pid: int) -> None:
 
 
 def read_tail(fh: Any) -> str:
+    return clean_evidence(read_raw(fh), limit=TAIL)
+
+
+def read_raw(fh: Any) -> str:
+    """The end of an output file, uncleaned; closes it."""
     try:
         fh.seek(0, os.SEEK_END)
         size = fh.tell()
@@ -199,7 +217,7 @@ def read_tail(fh: Any) -> str:
         data: bytes = fh.read()
     finally:
         fh.close()
-    return clean_evidence(data.decode(errors="replace"), limit=TAIL)
+    return data.decode(errors="replace")
 
 
 def run_check_body(chk: Check, ctx: CheckContext) -> dict[str, Any]:
@@ -215,15 +233,37 @@ def run_check_body(chk: Check, ctx: CheckContext) -> dict[str, Any]:
     except CheckSkipped as exc:
         status, message = "skipped", str(exc)
     except BaseException as exc:
-        return {
-            "status": "exception",
-            "exc_type": type(exc).__name__,
-            "exc_message": str(exc),
-            "traceback": traceback.format_exc()[-TAIL:],
-            "metrics": ctx.metrics,
-            "warnings": ctx.warnings,
-        }
+        return {**describe_exception(exc), "metrics": ctx.metrics, "warnings": ctx.warnings}
     return {"status": status, "message": message, "metrics": ctx.metrics, "warnings": ctx.warnings}
+
+
+def describe_exception(exc: BaseException) -> dict[str, Any]:
+    """An exception as the supervisor judges it, with what only this process can still see.
+
+    The chain behind it (a package's own ImportError hides the loader's) and
+    the binaries involved in a failed import (:mod:`..lane.wrongarch`): the
+    supervisor reads their headers.
+    """
+    message = str(exc)
+    if isinstance(exc, AssertionError) and not message:
+        message = _bare_assert(exc)
+    return {
+        "status": "exception",
+        "exc_type": type(exc).__name__,
+        "exc_message": message,
+        "traceback": traceback.format_exc()[-TAIL:],
+        "chain": wrongarch.describe(exc),
+        "binaries": wrongarch.candidate_files(exc),
+    }
+
+
+def _bare_assert(exc: AssertionError) -> str:
+    """A bare ``assert`` has no message: its source line is the evidence."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return ""
+    last = frames[-1]
+    return f"assert failed at {os.path.basename(last.filename)}:{last.lineno}: {last.line or ''}".rstrip(": ")
 
 
 @contextlib.contextmanager

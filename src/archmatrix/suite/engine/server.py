@@ -46,8 +46,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
 
+from ..classify import clean_evidence
+from ..lane import executing
 from ..registry import Check, CheckContext
-from .child import ChildReport, jsonable, kill_group, read_tail, run_check_body, run_forked, run_here
+from .child import TAIL, ChildReport, jsonable, kill_group, read_raw, run_check_body, run_forked, run_here
 
 # How long past a check's own limit the server may take to report it before
 # the supervisor counts the server itself as hung (the server kills a child
@@ -355,18 +357,27 @@ def serve_checks(
 def _lost(running: _Running, workdir: Path, status: int | None, *, timed_out: bool) -> ChildReport:
     """The report of a check whose result never came: its exit status and output, as a child's."""
     out_path, err_path = _output_files(workdir, running.index)
+    returncode = status if running.pid is None else None
+    raw_err = _raw_of(err_path)
+    killed = returncode is not None and returncode < 0
     return ChildReport(
         payload=None,
-        returncode=status if running.pid is None else None,
+        returncode=returncode,
         stdout=_tail_of(out_path),
-        stderr=_tail_of(err_path),
+        stderr=clean_evidence(raw_err, limit=TAIL),
         timed_out=timed_out,
         duration_s=time.monotonic() - running.started,
+        # the server itself died: everything it had loaded is a suspect
+        extension_modules=executing.listed_modules(raw_err) if killed else [],
     )
 
 
 def _tail_of(path: Path) -> str:
+    return clean_evidence(_raw_of(path), limit=TAIL)
+
+
+def _raw_of(path: Path) -> str:
     try:
-        return read_tail(open(path, "rb"))  # read_tail closes it
+        return read_raw(open(path, "rb"))  # read_raw closes it
     except OSError:
         return ""

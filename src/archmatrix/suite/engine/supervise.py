@@ -18,7 +18,7 @@ from functools import partial
 from typing import Any
 
 from ..classify import classify
-from ..lane import ldso
+from ..lane import executing, ldso, wrongarch
 from ..outcomes import Outcome
 from ..registry import Check, CheckContext
 from ..result import CheckResult
@@ -30,8 +30,11 @@ __all__ = ["DEFAULT_TIMEOUT", "ChildReport", "Stage", "demote", "judge", "run_ch
 DEFAULT_TIMEOUT = 120.0
 
 
-def judge(check_id: str, report: ChildReport) -> CheckResult:
-    """Turn a child's report into a classified :class:`CheckResult`."""
+def judge(check_id: str, report: ChildReport, machine: str | None = None) -> CheckResult:
+    """Turn a child's report into a classified :class:`CheckResult`.
+
+    ``machine``: this process's architecture (tests pretend another).
+    """
     payload = report.payload or {}
     status = payload.get("status")
     evidence: dict[str, Any] = {}
@@ -65,12 +68,23 @@ def judge(check_id: str, report: ChildReport) -> CheckResult:
     if status == "exception":
         evidence["exception"] = {"type": payload.get("exc_type"), "message": payload.get("exc_message")}
         evidence["traceback"] = payload.get("traceback", "")
+        if len(payload.get("chain") or ()) > 1:  # what the package's own error wrapped
+            evidence["exception"]["chain"] = payload["chain"]
     # "No such file or directory" for a file that is there: ld.so's words for
     # another architecture's binary. The supervisor runs in the lane, so it
     # can read the file's ELF header and say so.
-    diagnosis = ldso.explain(f"{payload.get('exc_message') or ''}\n{report.stderr}")
+    diagnosis = ldso.explain(f"{payload.get('exc_message') or ''}\n{report.stderr}", machine)
     if diagnosis:
         evidence["loader"] = diagnosis
+    # Whatever words a package wrapped the loader's error in: the binaries
+    # the child found involved, read here.
+    others = wrongarch.foreign(payload.get("binaries") or (), machine)
+    if others:
+        evidence["wrong_arch"] = [f.sentence for f in others]
+        if not diagnosis:  # ld.so's own words, explained, stay the message when it left any
+            result.outcome, result.message = Outcome.WRONG_ARCH, others[0].sentence + (
+                f" (and {len(others) - 1} more)" if len(others) > 1 else "")
+            return result
     verdict = classify(
         returncode=report.returncode,
         output=f"{report.stdout}\n{report.stderr}\n{diagnosis}",
@@ -81,6 +95,9 @@ def judge(check_id: str, report: ChildReport) -> CheckResult:
     outcome = verdict.outcome
     if outcome is Outcome.PASS:  # ran to completion but the process then failed
         outcome = Outcome.ERROR
+    if outcome is Outcome.ILLEGAL_INSTRUCTION and report.extension_modules:
+        # the suspects, for the host to read with the audit (archmatrix.rootcause)
+        evidence["loaded_extensions"] = executing.describe(report.extension_modules, report.inherited)
     result.outcome, result.message = outcome, verdict.reason or "check failed without a message"
     return result
 

@@ -180,6 +180,19 @@ def installed_packages() -> dict[str, str]:
     return dict(sorted(out.items()))
 
 
+def top_level_modules() -> dict[str, list[str]]:
+    """Each distribution's top-level import names (``scikit-learn`` → ``sklearn``), by canonical name.
+
+    The host maps a check's missing module to the distribution that provides
+    it (:mod:`archmatrix.rootcause`); the names differ too often to guess.
+    """
+    out: dict[str, set[str]] = {}
+    for module, dists in importlib.metadata.packages_distributions().items():
+        for dist in dists:
+            out.setdefault(canonical_name(dist), set()).add(module)
+    return {dist: sorted(modules) for dist, modules in sorted(out.items())}
+
+
 def library_facts(machine: str) -> dict[str, Any]:
     """Facts that need numpy and friends; each part guarded so one failure is recorded, not fatal."""
     facts: dict[str, Any] = {"errors": {}}
@@ -191,6 +204,7 @@ def library_facts(machine: str) -> dict[str, Any]:
             facts["errors"][key] = f"{type(exc).__name__}: {exc}"
 
     attempt("packages", installed_packages)
+    attempt("modules", top_level_modules)
     attempt("cpu", cpu_features)
     attempt("numpy_build", numpy_build)
     # Import the stack first so threadpoolctl sees every library it loads.

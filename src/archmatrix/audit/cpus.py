@@ -1,0 +1,28 @@
+"""What each QEMU CPU model lacks, of the instruction-set extensions the audit's scan looks for.
+
+Shared by the audit's predictions and the host's root-cause attribution of a
+SIGILL (:mod:`archmatrix.rootcause`): one table, in a module that depends on
+nothing but the extension names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from .isa import AMX, AVX, AVX2, AVX512, BMI, F16C, FMA, SVE, SVE2
+
+NO_AVX = frozenset({AVX, AVX2, FMA, F16C, BMI, AVX512, AMX})
+NO_AVX2 = frozenset({AVX2, FMA, BMI, AVX512, AMX})
+NO_AVX512 = frozenset({AVX512, AMX})
+NO_SVE = frozenset({SVE, SVE2})
+# What each QEMU CPU model lacks, of the extensions the scan looks for.
+QEMU_MODEL_MISSING: Mapping[str, frozenset[str]] = {
+    "qemu64": NO_AVX, "core2duo": NO_AVX, "Conroe": NO_AVX, "Penryn": NO_AVX, "Nehalem": NO_AVX,
+    "Westmere": NO_AVX, "SandyBridge": NO_AVX2 | {F16C}, "IvyBridge": NO_AVX2,
+    "Haswell": NO_AVX512, "Broadwell": NO_AVX512, "Skylake-Client": NO_AVX512,
+    "Skylake-Server": frozenset({AMX}), "Cascadelake-Server": frozenset({AMX}),
+    "Icelake-Server": frozenset({AMX}), "SapphireRapids": frozenset(),
+    "cortex-a53": NO_SVE, "cortex-a57": NO_SVE, "cortex-a72": NO_SVE, "cortex-a76": NO_SVE,
+    "neoverse-n1": NO_SVE, "neoverse-v1": frozenset({SVE2}), "a64fx": frozenset({SVE2}),
+    "neoverse-n2": frozenset(), "max": frozenset(),
+}
