@@ -50,6 +50,7 @@ class HostFacts:
     # macOS
     apple_silicon: bool = False
     rosetta: bool = False
+    macos_version: str = ""  # "14.6": Rosetta 2 before macOS 15 executes no AVX, from 15 on AVX/AVX2
     x86_64_pythons: tuple[str, ...] = ()  # interpreters that run as x86_64 here
     # Linux containers and emulation
     docker: DockerFacts = field(default_factory=lambda: DockerFacts(False, "not checked"))
@@ -135,6 +136,7 @@ def detect(*, check_docker: bool = True) -> HostFacts:
         python_version=version,
         ci=os.environ.get("CI", "").lower() in ("1", "true", "yes"),
         apple_silicon=apple_silicon,
+        macos_version=platform.mac_ver()[0] if system == "Darwin" else "",
         rosetta=rosetta,
         x86_64_pythons=_x86_64_pythons(version) if rosetta else (),
         docker=_docker() if check_docker else DockerFacts(False, "not checked"),

@@ -32,7 +32,7 @@ from packaging.utils import canonicalize_name
 from ..command import CommandError, run
 from ..hostfacts import X86_PYTHON_CANDIDATES, HostFacts
 from ..model import GITHUB_MACOS_ARM64, LaneConfig, LaneTarget
-from ..profiles import DEFAULT_PROFILES
+from ..profiles import DEFAULT_PROFILES, CpuProfile
 from ..staging import pip
 from ..staging.lock import local_projects, local_wheel_files
 from ..staging.pip import PIP_TIMEOUT
@@ -110,6 +110,18 @@ def lane_python(lane: LaneConfig, host: HostFacts) -> str | None:
     if lane.options.get("arch") == "x86_64":
         return host.x86_64_pythons[0] if host.x86_64_pythons else None
     return host.python or None
+
+
+ROSETTA_ADVERTISE = "ROSETTA_ADVERTISE_AVX"  # macOS 15: Rosetta advertises AVX/AVX2 in CPUID when set
+
+
+def rosetta_profile(macos_version: str) -> CpuProfile:
+    """The CPU Rosetta 2 gives x86-64 code on this macOS: no AVX before 15, AVX/AVX2/FMA/BMI from 15 on."""
+    try:
+        major = int(macos_version.split(".")[0])
+    except ValueError:
+        major = 0
+    return DEFAULT_PROFILES["rosetta2-macos15" if major >= 15 else "rosetta2"]
 
 
 def verify_architecture(arch: str, facts: Mapping[str, Any]) -> CheckResult:
@@ -222,8 +234,12 @@ class MacosRunner:
             prefix=suite_command(arch, venv_dir, []), env=env, env_removed=tuple(removed), staging=staging,
             user_checks=user_checks, how=f"under arch -{arch}",
             verify=(partial(verify_architecture, arch),),
+            # what the self-check holds the lane to: Rosetta's CPU on this macOS, or Apple's
+            cpu=(rosetta_profile(job.host.macos_version) if arch == "x86_64"
+                 else DEFAULT_PROFILES["apple-silicon"]),
             facts={"python": python, "arch": arch, "prefix": " ".join(arch_prefix(arch)),
-                   "venv": str(venv_python(venv_dir))},
+                   "venv": str(venv_python(venv_dir)), "macos_version": job.host.macos_version,
+                   ROSETTA_ADVERTISE: os.environ.get(ROSETTA_ADVERTISE, "")},
         )
 
 
