@@ -17,7 +17,7 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
 from ..suite.elffile import parse_header
-from .image import BadBinary, Image, Region
+from .image import BadBinary, Image, Region, clamp_regions
 
 ELF_MAGIC = b"\x7fELF"
 
@@ -36,12 +36,18 @@ _DW_EH_PE_DATAREL = 0x30
 _DW_EH_PE_OMIT = 0xFF
 
 
+# What pyelftools raises on a corrupt file besides ELFError: garbage section
+# tables give OverflowError (a seek past 2**63), TypeError, AttributeError …
+_CORRUPT = (ELFError, struct.error, ValueError, KeyError, IndexError, OverflowError, TypeError,
+            AttributeError, EOFError, OSError, RecursionError, UnicodeDecodeError)
+
+
 def parse(data: bytes) -> Image:
     try:
         elf = ELFFile(io.BytesIO(data))
         return _parse(elf, data)
-    except (ELFError, struct.error, ValueError, KeyError, IndexError) as exc:
-        raise BadBinary(f"unreadable ELF: {exc}") from None
+    except _CORRUPT as exc:
+        raise BadBinary(f"unreadable ELF: {type(exc).__name__}: {exc}") from None
 
 
 def _parse(elf: ELFFile, data: bytes) -> Image:
@@ -69,6 +75,7 @@ def _parse(elf: ELFFile, data: bytes) -> Image:
             for p in elf.iter_segments()
             if p["p_type"] == "PT_LOAD" and int(p["p_flags"]) & PF_X and p["p_filesz"]
         ]
+    image.code = clamp_regions(image.code, len(data))
 
     # pyelftools types these as plain Section/Segment; they are DynamicSection / GNUVerNeedSection
     dynamic: Any = elf.get_section_by_name(".dynamic") if sections else None

@@ -32,6 +32,26 @@ class Region:
         return self.offset + self.size
 
 
+def clamp_regions(regions: list[Region], size: int) -> list[Region]:
+    """Code regions inside the file, sorted, overlaps merged.
+
+    A corrupt section table can claim the same gigabyte 65 535 times; scanning
+    each claim would make the audit's time the product of the two.
+    """
+    out: list[Region] = []
+    for r in sorted(regions, key=lambda r: (r.offset, -r.size)):
+        if r.offset >= size or r.size <= 0:
+            continue
+        r = Region(r.offset, min(r.size, size - r.offset), r.vaddr)
+        if out and r.offset < out[-1].end:
+            last = out[-1]
+            if r.end > last.end:  # keep the first mapping; extend it over the rest
+                out[-1] = Region(last.offset, r.end - last.offset, last.vaddr)
+            continue
+        out.append(r)
+    return out
+
+
 @dataclass
 class Image:
     format: Format
