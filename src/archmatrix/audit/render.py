@@ -11,7 +11,7 @@ from ..matrix import Matrix
 from ..suite.outcomes import Outcome
 from ..suite.result import LaneStatus
 from .image import version_text
-from .isa import ORDER
+from .isa import GUARDED, ORDER, UNGUARDED, UNKNOWN
 from .predict import Prediction
 from .report import AuditReport, BinaryAudit
 
@@ -55,10 +55,20 @@ def _isa(b: BinaryAudit) -> str:
 
 
 def _guarded(b: BinaryAudit) -> str:
+    """Per binary: yes (and the evidence), unknown (a probe the audit cannot tie to the code), or no."""
     if not any(im.scan.extensions for im in b.images):
         return ""
-    guards = sorted({g for im in b.images for g in im.scan.guards})
-    return f"yes: {', '.join(guards)}" if guards else "no"
+    answers: dict[str, list[str]] = {}
+    for im in b.images:
+        for ext in im.scan.sorted_extensions():
+            status, why = im.scan.guard_status(ext)
+            answers.setdefault(status, [])
+            if why and why not in answers[status]:
+                answers[status].append(why)
+    for status, word in ((UNGUARDED, "no"), (UNKNOWN, "unknown"), (GUARDED, "yes")):
+        if status in answers:
+            return f"{word}: {'; '.join(answers[status])}" if answers[status] else word
+    return ""
 
 
 def _min_os(b: BinaryAudit) -> str:
