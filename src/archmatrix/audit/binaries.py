@@ -73,6 +73,15 @@ class ReadBudget:
         return min(self.member_cap, self.left)
 
 
+def _zip_error(exc: BaseException) -> str:
+    """One line for what zipfile/zlib raised on a damaged member."""
+    if isinstance(exc, zlib.error):
+        return f"corrupt compressed data (zlib: {exc})"
+    if isinstance(exc, RuntimeError) and "encrypted" in str(exc):
+        return "encrypted member (needs a password)"
+    return f"{type(exc).__name__}: {exc}"
+
+
 def _mib(n: int) -> str:
     return f"{n / MiB:.0f} MiB" if n >= MiB else f"{n} bytes"
 
@@ -135,7 +144,7 @@ class Found:
                 budget.left -= len(data)
                 return data
         except ZIP_ERRORS as exc:
-            raise BadBinary(f"damaged wheel member: {type(exc).__name__}: {exc}") from None
+            raise BadBinary(f"damaged wheel member: {_zip_error(exc)}") from None
 
 
 def kind(head: bytes) -> str | None:
@@ -296,7 +305,7 @@ def _wheel(path: Path) -> Iterator[Found]:
             except ZIP_ERRORS as exc:
                 # cannot even tell whether it is a binary: report it rather than drop it
                 yield Found(str(path), member.filename, dist, path, member.filename,
-                            error=f"damaged wheel member: {type(exc).__name__}: {exc}")
+                            error=f"damaged wheel member: {_zip_error(exc)}")
                 continue
             if kind(head) is None:
                 continue
