@@ -20,10 +20,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from audit_fixtures import build
+from audit_fixtures import build, targets
 
 from archmatrix.audit import macho
 from archmatrix.audit.binaries import MEMBER_CAP
+from archmatrix.audit.report import audit
 
 NOAVX = "linux-x86_64-noavx"
 RSS_LIMIT_MB = 300
@@ -151,9 +152,6 @@ def test_an_unreadable_binary_alone_is_unknown_not_pass_and_exit_0(hostile: dict
 
 @pytest.mark.parametrize("seed", range(12))
 def test_garbage_section_tables_never_crash(hostile: dict[str, Path], tmp_path: Path, seed: int) -> None:
-    from archmatrix.audit.report import audit
-    from audit_fixtures import targets
-
     path = tmp_path / "garbage.so"
     path.write_bytes(garbled_section_table(hostile["good"].read_bytes(), seed))
     report = audit([path], list(targets().values()), [NOAVX])
