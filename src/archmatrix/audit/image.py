@@ -76,7 +76,12 @@ class Image:
 
     def set_anchors(self, vaddrs: list[int]) -> None:
         """Keep the addresses that fall in code, as sorted unique file offsets."""
-        offsets = {off for v in vaddrs if (off := self.vaddr_to_offset(v)) is not None}
+        ordered = sorted(set(vaddrs))
+        offsets: set[int] = set()
+        for r in self.code:  # per region, the slice of sorted addresses inside it: no per-address scan
+            lo, hi = bisect.bisect_left(ordered, r.vaddr), bisect.bisect_left(ordered, r.vaddr + r.size)
+            delta = r.offset - r.vaddr
+            offsets.update(v + delta for v in ordered[lo:hi])
         offsets.update(r.offset for r in self.code)  # a code section starts with an instruction
         self.anchors = sorted(offsets)
 
