@@ -177,3 +177,15 @@ def test_function_starts_table_is_linear() -> None:
 def test_member_cap_is_below_the_memory_bound() -> None:
     # the bound in the test above holds because no member is read past the cap
     assert MEMBER_CAP < RSS_LIMIT_MB * 1024 * 1024 // 2
+
+
+@pytest.mark.parametrize("content", [b'{"lane": "\xe9"}', b"[" * 100_000 + b"]" * 100_000])
+def test_compare_with_a_malformed_result_file_is_exit_4_one_line(hostile: dict[str, Path], tmp_path: Path,
+                                                                 content: bytes) -> None:
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "host.json").write_bytes(content)  # non-UTF-8 / nested past the recursion limit
+    code, _rss, _s, out, err = audit_child(str(hostile["good"]), "--compare", str(results), cwd=tmp_path)
+    assert code == 4 and "Traceback" not in err
+    [line] = err.strip().splitlines()
+    assert line.startswith(f"archmatrix: audit: --compare {results}: cannot read it")
