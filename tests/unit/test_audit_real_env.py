@@ -1,4 +1,4 @@
-"""The audit of this interpreter's real numpy + scipy + scikit-learn + matplotlib + pillow (test dependencies).
+"""The audit of this interpreter's real numpy, scipy, scikit-learn, matplotlib and pillow (test deps).
 
 Their AVX/AVX-512/BMI code (numpy's dispatch targets, OpenBLAS's DYNAMIC_ARCH
 kernels, libgfortran's matmul variants, the BMI2 decoders of pillow's

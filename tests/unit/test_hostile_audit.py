@@ -185,7 +185,7 @@ def test_compare_with_a_malformed_result_file_is_exit_4_one_line(hostile: dict[s
     results = tmp_path / "results"
     results.mkdir()
     (results / "host.json").write_bytes(content)  # non-UTF-8 / nested past the recursion limit
-    code, _rss, _s, out, err = audit_child(str(hostile["good"]), "--compare", str(results), cwd=tmp_path)
+    code, _rss, _s, _out, err = audit_child(str(hostile["good"]), "--compare", str(results), cwd=tmp_path)
     assert code == 4 and "Traceback" not in err
     [line] = err.strip().splitlines()
     assert line.startswith(f"archmatrix: audit: --compare {results}: cannot read it")
