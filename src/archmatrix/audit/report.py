@@ -60,6 +60,10 @@ class ImageAudit:
             "extensions": {e: s.extensions[e] for e in s.sorted_extensions()},
             "examples": {e: s.examples[e] for e in s.sorted_extensions()},
             "guarded": s.guarded, "guards": s.guards, "hints": s.hints,
+            # per extension: guarded | unknown | unguarded, and the evidence
+            "dispatch": {e: dict(zip(("status", "evidence"), s.guard_status(e), strict=True))
+                         for e in s.sorted_extensions()},
+            "baseline": s.baseline or None,
             "scan_complete": s.complete, "instructions_decoded": s.decoded,
         }
 
