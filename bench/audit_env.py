@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -50,19 +49,26 @@ def stage(target: Path, platform: str | None, packages: list[str]) -> None:
     (target / ".staged").write_text("")
 
 
+# Runs the audit as its only child, then prints that child's peak RSS (KiB) on stderr's last line.
+_MEASURE = """
+import resource, subprocess, sys
+proc = subprocess.run([sys.executable, "-m", "archmatrix.cli", "audit", *sys.argv[1:]])
+sys.stderr.write(f"\\n{resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}\\n")
+sys.exit(proc.returncode)
+"""
+
+
 def audit_once(src: Path, env: Path, lane: str) -> tuple[float, float, int, str]:
     """(seconds, peak RSS MB, exit status, the lane's prediction) of one audit in a child process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.perf_counter()
-    done = run([sys.executable, "-m", "archmatrix.cli", "audit", str(env), "--lane", lane, "--json"],
+    done = run([sys.executable, "-c", _MEASURE, str(env), "--lane", lane, "--json"],
                env={**os.environ, "PYTHONPATH": str(src)}, check=False, timeout=600)
-    seconds = time.perf_counter() - started
-    # ru_maxrss is the largest child so far: exact when this child is the largest yet
-    peak = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+    seconds = time.perf_counter() - started  # includes the small measuring interpreter's start
+    peak = int(done.stderr.strip().splitlines()[-1]) / 1024
     try:
         prediction = json.loads(done.stdout)["lanes"][0]["prediction"]
     except (ValueError, KeyError, IndexError):
-        prediction = f"(no JSON: {done.stderr.strip().splitlines()[-1:]})"
+        prediction = "(no JSON)"
     return seconds, peak, done.returncode, prediction
 
 
