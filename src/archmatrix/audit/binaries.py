@@ -13,7 +13,9 @@ import csv
 import io
 import os
 import re
+import stat
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -35,9 +37,53 @@ _LEGACY_MANYLINUX = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2
 _MACOSX = re.compile(r"^macosx_(\d+)_(\d+)_")
 _ADDSITEDIR = re.compile(r"""site\.addsitedir\(\s*['"]([^'"]+)['"]""")
 
+MiB = 1024 * 1024
+# Memory is bounded by what the audit decides to read, never by what a file
+# claims: a 1.5 MB wheel can expand to gigabytes. A wheel member larger than
+# MEMBER_CAP is reported unreadable (install the wheel and audit the
+# directory instead); all members read from archives in one audit share
+# ARCHIVE_BUDGET; a binary on disk larger than FILE_CAP is not read.
+MEMBER_CAP = 128 * MiB
+ARCHIVE_BUDGET = 1024 * MiB
+FILE_CAP = 1024 * MiB
+# What zipfile and zlib raise for a damaged member: bad CRC, corrupt deflate
+# data, an unsupported compression method, an encrypted member, names that differ.
+ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError, EOFError, OSError,
+              ValueError, UnicodeDecodeError)
+
 
 class NotAnEnvironment(Exception):
     """A path the audit cannot read: missing, or neither a directory, a wheel nor a binary."""
+
+
+class ReadBudget:
+    """The bytes one audit may still decompress from archives (shared by every wheel it reads)."""
+
+    def __init__(self, total: int = ARCHIVE_BUDGET, member_cap: int = MEMBER_CAP,
+                 file_cap: int = FILE_CAP) -> None:
+        self.left, self.member_cap, self.file_cap = total, member_cap, file_cap
+
+    def allow(self, size: int) -> int:
+        """How many bytes a member may be read up to; raises BadBinary when it is over a cap."""
+        if size > self.member_cap:
+            raise BadBinary(f"{_mib(size)} uncompressed, over the {_mib(self.member_cap)} the audit reads "
+                            "from an archive (install the wheel and audit the directory)")
+        if size > self.left:
+            raise BadBinary(f"the audit's budget of {_mib(ARCHIVE_BUDGET)} read from archives is spent")
+        return min(self.member_cap, self.left)
+
+
+def _zip_error(exc: BaseException) -> str:
+    """One line for what zipfile/zlib raised on a damaged member."""
+    if isinstance(exc, zlib.error):
+        return f"corrupt compressed data (zlib: {exc})"
+    if isinstance(exc, RuntimeError) and "encrypted" in str(exc):
+        return "encrypted member (needs a password)"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _mib(n: int) -> str:
+    return f"{n / MiB:.0f} MiB" if n >= MiB else f"{n} bytes"
 
 
 @dataclass(frozen=True)
@@ -74,12 +120,31 @@ class Found:
     dist: DistInfo | None
     file: Path  # the file itself, or the wheel that holds it
     member: str | None = None  # the wheel member
+    error: str = ""  # found but cannot be read: the reason, for the report
 
-    def read(self) -> bytes:
+    def read(self, budget: ReadBudget | None = None) -> bytes:
+        """The binary's bytes, within ``budget``; raises BadBinary (or OSError) when it cannot be read."""
+        budget = budget or ReadBudget()
+        if self.error:
+            raise BadBinary(self.error)
         if self.member is None:
+            size = self.file.stat().st_size
+            if size > budget.file_cap:
+                raise BadBinary(f"{_mib(size)}, over the {_mib(budget.file_cap)} the audit reads")
             return self.file.read_bytes()
-        with zipfile.ZipFile(self.file) as zf:
-            return zf.read(self.member)
+        try:
+            with zipfile.ZipFile(self.file) as zf:
+                info = zf.getinfo(self.member)
+                limit = budget.allow(info.file_size)
+                with zf.open(info) as fh:
+                    # the header's size can lie: never read more than the cap
+                    data = fh.read(limit + 1)
+                    if len(data) > limit:
+                        raise BadBinary(f"expands past the {_mib(limit)} the audit reads from an archive")
+                budget.left -= len(data)
+                return data
+        except ZIP_ERRORS as exc:
+            raise BadBinary(f"damaged wheel member: {_zip_error(exc)}") from None
 
 
 def kind(head: bytes) -> str | None:
@@ -111,11 +176,17 @@ def find(path: Path) -> Iterator[Found]:
         else:
             yield from _walk(path)
         return
-    if zipfile.is_zipfile(path):
+    if not path.is_file():  # a FIFO would block, /dev/zero never ends
+        raise NotAnEnvironment(f"{path}: not a regular file, a directory, a wheel or a binary")
+    try:
+        is_zip = zipfile.is_zipfile(path)
+        with path.open("rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        raise NotAnEnvironment(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    if is_zip:
         yield from _wheel(path)
         return
-    with path.open("rb") as fh:
-        head = fh.read(8)
     if kind(head) is None:
         raise NotAnEnvironment(f"{path}: not a directory, a wheel, or an ELF/Mach-O binary")
     yield Found(str(path), "", None, path)
@@ -164,8 +235,8 @@ def _walk(root: Path) -> Iterator[Found]:
             full = Path(dirpath, name)
             try:
                 st = full.stat()
-                if st.st_size < 64 or (st.st_dev, st.st_ino) in seen:
-                    continue
+                if not stat.S_ISREG(st.st_mode) or st.st_size < 64 or (st.st_dev, st.st_ino) in seen:
+                    continue  # a FIFO or device would block or never end
                 seen.add((st.st_dev, st.st_ino))
                 with full.open("rb") as fh:
                     head = fh.read(8)
@@ -217,18 +288,28 @@ def _wheel(path: Path) -> Iterator[Found]:
         infos = [n for n in zf.namelist() if n.count("/") == 1 and n.endswith(".dist-info/WHEEL")]
         dist = None
         if infos:
-            wheel_text = zf.read(infos[0]).decode("utf-8", "replace")
-            dist = _dist(infos[0].split("/")[0], wheel_text, fallback)
+            try:
+                with zf.open(infos[0]) as fh:
+                    wheel_text = fh.read(64 * 1024).decode("utf-8", "replace")
+                dist = _dist(infos[0].split("/")[0], wheel_text, fallback)
+            except ZIP_ERRORS:
+                dist = None  # a damaged WHEEL file: the binaries are still audited, without tags
         for member in zf.infolist():
             if member.is_dir() or member.file_size < 64:
                 continue
             if os.path.splitext(member.filename)[1].lower() in _TEXT_SUFFIXES:
                 continue
-            with zf.open(member) as fh:
-                head = fh.read(8)
+            try:
+                with zf.open(member) as fh:
+                    head = fh.read(8)
+            except ZIP_ERRORS as exc:
+                # cannot even tell whether it is a binary: report it rather than drop it
+                yield Found(str(path), member.filename, dist, path, member.filename,
+                            error=f"damaged wheel member: {_zip_error(exc)}")
+                continue
             if kind(head) is None:
                 continue
             yield Found(str(path), member.filename, dist, path, member.filename)
 
 
-__all__ = ["BadBinary", "DistInfo", "Found", "NotAnEnvironment", "find", "images", "kind"]
+__all__ = ["BadBinary", "DistInfo", "Found", "NotAnEnvironment", "ReadBudget", "find", "images", "kind"]

@@ -11,13 +11,19 @@ from collections.abc import Mapping
 
 from .isa import AMX, AVX, AVX2, AVX512, BMI, F16C, FMA, SVE, SVE2
 
+# Not an instruction-set extension: the x86-64 level above the original
+# x86-64 (SSSE3, SSE4.1, SSE4.2, POPCNT, CMPXCHG16B, LAHF), which numpy ≥ 2.4's
+# x86-64 wheels are built for throughout. Only CPUs older than Nehalem lack it.
+X86_V2 = "x86-64-v2"
+
 NO_AVX = frozenset({AVX, AVX2, FMA, F16C, BMI, AVX512, AMX})
+BELOW_V2 = NO_AVX | {X86_V2}  # pre-Nehalem: no SSE4.2/POPCNT either
 NO_AVX2 = frozenset({AVX2, FMA, BMI, AVX512, AMX})
 NO_AVX512 = frozenset({AVX512, AMX})
 NO_SVE = frozenset({SVE, SVE2})
 # What each QEMU CPU model lacks, of the extensions the scan looks for.
 QEMU_MODEL_MISSING: Mapping[str, frozenset[str]] = {
-    "qemu64": NO_AVX, "core2duo": NO_AVX, "Conroe": NO_AVX, "Penryn": NO_AVX, "Nehalem": NO_AVX,
+    "qemu64": BELOW_V2, "core2duo": BELOW_V2, "Conroe": BELOW_V2, "Penryn": BELOW_V2, "Nehalem": NO_AVX,
     "Westmere": NO_AVX, "SandyBridge": NO_AVX2 | {F16C}, "IvyBridge": NO_AVX2,
     "Haswell": NO_AVX512, "Broadwell": NO_AVX512, "Skylake-Client": NO_AVX512,
     "Skylake-Server": frozenset({AMX}), "Cascadelake-Server": frozenset({AMX}),

@@ -32,6 +32,26 @@ class Region:
         return self.offset + self.size
 
 
+def clamp_regions(regions: list[Region], size: int) -> list[Region]:
+    """Code regions inside the file, sorted, overlaps merged.
+
+    A corrupt section table can claim the same gigabyte 65 535 times; scanning
+    each claim would make the audit's time the product of the two.
+    """
+    out: list[Region] = []
+    for r in sorted(regions, key=lambda r: (r.offset, -r.size)):
+        if r.offset >= size or r.size <= 0:
+            continue
+        r = Region(r.offset, min(r.size, size - r.offset), r.vaddr)
+        if out and r.offset < out[-1].end:
+            last = out[-1]
+            if r.end > last.end:  # keep the first mapping; extend it over the rest
+                out[-1] = Region(last.offset, r.end - last.offset, last.vaddr)
+            continue
+        out.append(r)
+    return out
+
+
 @dataclass
 class Image:
     format: Format
@@ -56,7 +76,12 @@ class Image:
 
     def set_anchors(self, vaddrs: list[int]) -> None:
         """Keep the addresses that fall in code, as sorted unique file offsets."""
-        offsets = {off for v in vaddrs if (off := self.vaddr_to_offset(v)) is not None}
+        ordered = sorted(set(vaddrs))
+        offsets: set[int] = set()
+        for r in self.code:  # per region, the slice of sorted addresses inside it: no per-address scan
+            lo, hi = bisect.bisect_left(ordered, r.vaddr), bisect.bisect_left(ordered, r.vaddr + r.size)
+            delta = r.offset - r.vaddr
+            offsets.update(v + delta for v in ordered[lo:hi])
         offsets.update(r.offset for r in self.code)  # a code section starts with an instruction
         self.anchors = sorted(offsets)
 

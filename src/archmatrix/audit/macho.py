@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 
 from ..suite import arch as arch_mod
-from .image import BadBinary, Image, Region
+from .image import BadBinary, Image, Region, clamp_regions
 
 MH_MAGIC_64 = 0xFEEDFACF
 MH_MAGIC = 0xFEEDFACE
@@ -74,7 +74,7 @@ def parse(data: bytes) -> list[Image]:
         if magic in (FAT_MAGIC, FAT_MAGIC_64):
             return [_thin(data[off:off + size]) for off, size in _fat_slices(data, magic)]
         return [_thin(data)]
-    except struct.error as exc:
+    except (struct.error, ValueError, OverflowError, IndexError) as exc:
         raise BadBinary(f"truncated Mach-O: {exc}") from None
 
 
@@ -138,6 +138,7 @@ def _thin(data: bytes) -> Image:
         elif cmd == LC_SYMTAB:
             _imports(image, data, *struct.unpack_from("<IIII", data, pos + 8), wide=magic == MH_MAGIC_64)
         pos += size
+    image.code = clamp_regions(image.code, len(data))
     starts: list[int] = []
     if function_starts is not None and text_vmaddr is not None:
         starts = _uleb_starts(data, *function_starts, text_vmaddr)
@@ -179,11 +180,18 @@ def _imports(image: Image, data: bytes, symoff: int, nsyms: int, stroff: int, st
 
 
 def _uleb_starts(data: bytes, offset: int, size: int, base: int) -> list[int]:
-    """LC_FUNCTION_STARTS: ULEB128 deltas from the start of __TEXT, ended by a zero."""
+    """LC_FUNCTION_STARTS: ULEB128 deltas from the start of __TEXT, ended by a zero.
+
+    Linear in the table's size: a delta longer than 64 bits is corrupt and
+    ends the table (accumulating it would shift an ever larger integer:
+    quadratic, a minute for a crafted 1 MiB table).
+    """
     out: list[int] = []
     address = base
     value = shift = 0
     for byte in data[offset:offset + size]:
+        if shift > 63:
+            break
         value |= (byte & 0x7F) << shift
         if byte & 0x80:
             shift += 7

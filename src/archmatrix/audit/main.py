@@ -1,9 +1,11 @@
 """``archmatrix audit PATH… [--lane ID …] [--json] [--all] [--compare MATRIX]``.
 
-Exit status: 0 no predicted failure in the audited lanes; 1 a binary is
-predicted to die (illegal instruction) or not to load (wrong architecture)
-in one; 2 usage errors (a path that does not exist, an unknown lane); 4 an
-unreadable ``--compare`` matrix.
+Exit status: 0 no predicted failure in the audited lanes (``guarded`` and
+``unknown`` — an unreadable binary, a CPU probe the audit cannot tie to the
+code — are not failures; unknown is printed as a warning); 1 a binary is
+predicted to die (illegal instruction, a CPU below its baseline) or not to
+load (wrong architecture) in one; 2 usage errors (a path that does not
+exist, an unknown lane); 4 an unreadable ``--compare`` matrix.
 """
 
 from __future__ import annotations
@@ -60,6 +62,10 @@ def _matrix(path: Path) -> Matrix:
         matrix = load_matrix(path, merged=False)
     except ResultFileError as exc:
         raise ResultsError(f"audit: {exc}") from None
+    except (ValueError, RecursionError, KeyError, TypeError, AttributeError, OSError) as exc:
+        # a malformed file the loader did not name (non-UTF-8, too deep, wrong types): still exit 4, one line
+        raise ResultsError(f"audit: --compare {path}: cannot read it ({type(exc).__name__}: "
+                           f"{str(exc)[:200]})") from None
     if not matrix.lanes and path.is_dir():
         raise ResultsError(f"audit: {path}: no lane result files found")
     return matrix

@@ -25,16 +25,22 @@ from ..model import QEMU_USER, LaneConfig
 from ..profiles import CpuProfile
 from ..runners import target_of
 from ..suite.outcomes import Outcome
-from .cpus import NO_AVX, NO_AVX2, NO_AVX512, NO_SVE, QEMU_MODEL_MISSING
+from .cpus import BELOW_V2, NO_AVX, NO_AVX2, NO_AVX512, NO_SVE, QEMU_MODEL_MISSING, X86_V2
 from .image import OsName
-from .isa import AMX, AVX, AVX2, AVX512, BMI, F16C, FMA, SVE, SVE2, IsaScan
+from .isa import AMX, AVX, AVX2, AVX512, BMI, F16C, FMA, SVE, SVE2, UNGUARDED, UNKNOWN, IsaScan
 
-__all__ = ["NO_AVX", "NO_AVX2", "NO_AVX512", "NO_SVE", "QEMU_MODEL_MISSING"]  # re-exported from .cpus
+# The extensions each baseline level above v2 needs, of those the scan names.
+_LEVEL_NEEDS = {X86_V2: frozenset({X86_V2}), "x86-64-v3": frozenset({X86_V2, AVX, AVX2, FMA, F16C, BMI}),
+                "x86-64-v4": frozenset({X86_V2, AVX, AVX2, FMA, F16C, BMI, AVX512})}
+
+# re-exported from .cpus
+__all__ = ["BELOW_V2", "NO_AVX", "NO_AVX2", "NO_AVX512", "NO_SVE", "QEMU_MODEL_MISSING", "X86_V2"]
 
 
 class Prediction(str, enum.Enum):
     PASS = "pass"
     GUARDED = "guarded"  # code the lane's CPU lacks exists, but is selected at run time
+    UNKNOWN = "unknown"  # unreadable, or a CPU probe the audit cannot tie to the code: a warning
     ILLEGAL_INSTRUCTION = "illegal-instruction"
     WRONG_ARCH = "wrong-arch"
 
@@ -46,25 +52,30 @@ class Prediction(str, enum.Enum):
         return self in (Prediction.ILLEGAL_INSTRUCTION, Prediction.WRONG_ARCH)
 
     @property
-    def outcome(self) -> Outcome:
-        """The outcome the lane's checks should show: guarded code passes."""
+    def outcome(self) -> Outcome | None:
+        """The outcome the lane's checks should show: guarded code passes; None when unknown."""
+        if self is Prediction.UNKNOWN:
+            return None
         return Outcome.PASS if self is Prediction.GUARDED else Outcome(self.value)
 
     @property
     def glyph(self) -> str:
-        return "◐" if self is Prediction.GUARDED else self.outcome.glyph
+        outcome = self.outcome
+        return "◐" if self is Prediction.GUARDED else "?" if outcome is None else outcome.glyph
 
     @property
     def severity(self) -> int:
         return _SEVERITY[self]
 
 
-_SEVERITY = {Prediction.PASS: 0, Prediction.GUARDED: 1, Prediction.ILLEGAL_INSTRUCTION: 2,
-             Prediction.WRONG_ARCH: 3}
+_SEVERITY = {Prediction.PASS: 0, Prediction.GUARDED: 1, Prediction.UNKNOWN: 2,
+             Prediction.ILLEGAL_INSTRUCTION: 3, Prediction.WRONG_ARCH: 4}
 
 # /proc/cpuinfo flags (Linux's names) each extension needs.
 _X86_FLAGS = {AVX: ("avx",), AVX2: ("avx2",), FMA: ("fma",), F16C: ("f16c",), BMI: ("bmi1", "bmi2"),
-              AVX512: ("avx512f",), AMX: ("amx_tile",)}
+              AVX512: ("avx512f",), AMX: ("amx_tile",),
+              # the two numpy's own message names; a CPU with SSE4.2 has SSSE3 and SSE4.1
+              X86_V2: ("sse4_2", "popcnt")}
 _ARM_FLAGS = {SVE: ("sve",), SVE2: ("sve2",)}
 
 
@@ -99,7 +110,10 @@ class LanePrediction:
 def missing_from_flags(arch: str, flags: Iterable[str]) -> frozenset[str]:
     have = set(flags)
     table = _X86_FLAGS if arch == "x86_64" else _ARM_FLAGS if arch == "aarch64" else {}
-    return frozenset(ext for ext, needs in table.items() if not all(f in have for f in needs))
+    missing = {ext for ext, needs in table.items() if not all(f in have for f in needs)}
+    if "avx" in have:  # every CPU with AVX has the x86-64-v2 level (Sandy Bridge is after Nehalem)
+        missing.discard(X86_V2)
+    return frozenset(missing)
 
 
 def detect_host_cpu(*, system: str | None = None, machine: str | None = None,
@@ -193,11 +207,13 @@ def _kind(fmt: str) -> str:
     return "ELF" if fmt == "elf" else "Mach-O"
 
 
-def predict(images: Sequence[ScannedImage], lane: LaneTarget) -> LanePrediction:
+def predict(images: Sequence[ScannedImage], lane: LaneTarget, package: str | None = None) -> LanePrediction:
     """What loading this binary (all its images: a fat file has several) does in ``lane``.
 
     The loader picks the image for the lane's OS and architecture (one slice
     of a universal2 file); none means the binary cannot load at all there.
+    Only code with no CPU probe at all predicts a failure; a probe the audit
+    cannot tie to the code is ``unknown`` (see :meth:`IsaScan.guard_status`).
     """
     matching = [im for im in images if im.os == lane.os and im.arch == lane.arch]
     if not matching:
@@ -205,12 +221,29 @@ def predict(images: Sequence[ScannedImage], lane: LaneTarget) -> LanePrediction:
         want = f"{lane.arch} {_kind('elf' if lane.os == 'linux' else 'macho')}"
         return LanePrediction(Prediction.WRONG_ARCH, f"{have}; the lane loads {want}")
     scan = matching[0].scan
+    below = _LEVEL_NEEDS.get(scan.baseline, frozenset()) & lane.missing
+    if below:
+        owner = package or "the binary"
+        return LanePrediction(Prediction.ILLEGAL_INSTRUCTION,
+                              f"this CPU is below {owner}'s baseline {scan.baseline} ({lane.cpu} lacks "
+                              f"{', '.join(sorted(below))}); use a CPU with {scan.baseline}, or a build of "
+                              f"{owner} for an older baseline", (scan.baseline,))
     needed = tuple(e for e in scan.sorted_extensions() if e in lane.missing)
     if not needed:
         return LanePrediction(Prediction.PASS)
-    if scan.guarded:
-        return LanePrediction(Prediction.GUARDED,
-                              f"{'/'.join(needed)} selected at run time ({', '.join(scan.guards)})", needed)
-    return LanePrediction(Prediction.ILLEGAL_INSTRUCTION,
-                          f"{'/'.join(needed)} with no CPU dispatch, e.g. {scan.examples[needed[0]]}; "
-                          f"{lane.cpu} lacks {'it' if len(needed) == 1 else 'them'}", needed)
+    status = {e: scan.guard_status(e) for e in needed}
+    bare = tuple(e for e in needed if status[e][0] == UNGUARDED)
+    if bare:
+        probes = "; ".join(f"{e}: {why}" for e in needed if (why := status[e][1]))
+        return LanePrediction(Prediction.ILLEGAL_INSTRUCTION,
+                              f"{'/'.join(bare)} with no CPU dispatch, e.g. {scan.examples[bare[0]]}; "
+                              f"{lane.cpu} lacks {'it' if len(bare) == 1 else 'them'}"
+                              + (f" (other code: {probes})" if probes else ""), bare)
+    unknown = tuple(e for e in needed if status[e][0] == UNKNOWN)
+    if unknown:
+        return LanePrediction(Prediction.UNKNOWN,
+                              f"{'/'.join(unknown)} code and a CPU probe the audit cannot tie to it "
+                              f"({'; '.join(status[e][1] for e in unknown)}); {lane.cpu} lacks "
+                              f"{'it' if len(unknown) == 1 else 'them'}", unknown)
+    evidence = "; ".join(dict.fromkeys(status[e][1] for e in needed))
+    return LanePrediction(Prediction.GUARDED, f"{'/'.join(needed)} selected at run time ({evidence})", needed)

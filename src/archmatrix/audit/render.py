@@ -11,7 +11,7 @@ from ..matrix import Matrix
 from ..suite.outcomes import Outcome
 from ..suite.result import LaneStatus
 from .image import version_text
-from .isa import ORDER
+from .isa import GUARDED, ORDER, UNGUARDED, UNKNOWN
 from .predict import Prediction
 from .report import AuditReport, BinaryAudit
 
@@ -23,7 +23,17 @@ def cell(prediction: Prediction) -> str:
 
 
 def _short(path: str) -> str:
-    return _ABI_SUFFIX.sub(".so", path)
+    return _one_line(_ABI_SUFFIX.sub(".so", path))
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+MAX_TEXT = 200
+
+
+def _one_line(text: str) -> str:
+    """Text from a file (a member name, a parser's message) as one short line, control characters visible."""
+    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return text if len(text) <= MAX_TEXT else text[:MAX_TEXT] + "…"
 
 
 def _notable(b: BinaryAudit) -> bool:
@@ -45,10 +55,20 @@ def _isa(b: BinaryAudit) -> str:
 
 
 def _guarded(b: BinaryAudit) -> str:
+    """Per binary: yes (and the evidence), unknown (a probe the audit cannot tie to the code), or no."""
     if not any(im.scan.extensions for im in b.images):
         return ""
-    guards = sorted({g for im in b.images for g in im.scan.guards})
-    return f"yes: {', '.join(guards)}" if guards else "no"
+    answers: dict[str, list[str]] = {}
+    for im in b.images:
+        for ext in im.scan.sorted_extensions():
+            status, why = im.scan.guard_status(ext)
+            answers.setdefault(status, [])
+            if why and why not in answers[status]:
+                answers[status].append(why)
+    for status, word in ((UNGUARDED, "no"), (UNKNOWN, "unknown"), (GUARDED, "yes")):
+        if status in answers:
+            return f"{word}: {'; '.join(answers[status])}" if answers[status] else word
+    return ""
 
 
 def _min_os(b: BinaryAudit) -> str:
@@ -68,8 +88,8 @@ def binary_rows(report: AuditReport, *, everything: bool = False) -> list[list[s
         if not (everything or _notable(b)):
             continue
         if b.error:
-            rows.append([_short(b.path), "?", "", "", f"unreadable: {b.error}", "",
-                         *("" for _ in report.lanes)])
+            rows.append([_short(b.path), "?", "", "", f"unreadable: {_one_line(b.error)}", "",
+                         *(cell(Prediction.UNKNOWN) for _ in report.lanes)])
             continue
         rows.append([
             _short(b.path),
@@ -105,14 +125,20 @@ def render(report: AuditReport, *, everything: bool = False) -> str:
                           cell(report.lane_prediction(ln.id)), detail])
     lines += ["", tabulate(lane_rows, headers=["lane", "loads", "CPU", "prediction", "binaries"],
                            tablefmt="simple")]
-    reasons = []
+    reasons, warnings = [], []
     for b in report.binaries:
+        if b.error:
+            warnings.append(f"warning: {_short(b.path)}: unreadable: {_one_line(b.error)}; "
+                            "its lanes are unknown")
+            continue
         for lane_id, p in b.predictions.items():
             if p.prediction.failed:
                 reasons.append(f"{lane_id}: {_short(b.path)}: {p.prediction.value}: {p.reason}")
+            elif p.prediction is Prediction.UNKNOWN:
+                warnings.append(f"warning: {lane_id}: {_short(b.path)}: unknown: {p.reason}")
         reasons += [f"{_short(b.path)}: {problem}" for problem in b.tag_problems()]
-    if reasons:
-        lines += ["", *reasons]
+    if reasons or warnings:
+        lines += ["", *reasons, *warnings]
     return "\n".join(lines)
 
 
@@ -159,7 +185,11 @@ def compare(report: AuditReport, matrix: Matrix) -> list[CompareRow]:
             note = f"{len(hit)} checks: {', '.join(hit[:4])}" + (" …" if len(hit) > 4 else "")
         if other:
             note = "; ".join(filter(None, [note, f"outside the audit: {', '.join(other)}"]))
-        rows.append(CompareRow(target.id, predicted, actual.value, predicted.outcome is actual, note))
+        expected = predicted.outcome
+        if expected is None:  # unknown: the matrix decides, nothing to agree with
+            rows.append(CompareRow(target.id, predicted, actual.value, None, note))
+            continue
+        rows.append(CompareRow(target.id, predicted, actual.value, expected is actual, note))
     return rows
 
 

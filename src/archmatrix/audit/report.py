@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .binaries import DistInfo, Found, find, images
+from .binaries import DistInfo, Found, ReadBudget, find, images
 from .image import BadBinary, version_text
 from .isa import IsaScan, scan
 from .macho import slice_name
@@ -60,6 +60,10 @@ class ImageAudit:
             "extensions": {e: s.extensions[e] for e in s.sorted_extensions()},
             "examples": {e: s.examples[e] for e in s.sorted_extensions()},
             "guarded": s.guarded, "guards": s.guards, "hints": s.hints,
+            # per extension: guarded | unknown | unguarded, and the evidence
+            "dispatch": {e: dict(zip(("status", "evidence"), s.guard_status(e), strict=True))
+                         for e in s.sorted_extensions()},
+            "baseline": s.baseline or None,
             "scan_complete": s.complete, "instructions_decoded": s.decoded,
         }
 
@@ -84,10 +88,13 @@ class BinaryAudit:
             return out
         tag_glibc, tag_macos = self.dist.manylinux_glibc(), self.dist.macos_min()
         for im in self.images:
+            # macOS on Apple silicon starts at 11.0: a universal2 wheel tagged
+            # macosx_10_9 promises 10.9 for its x86_64 slice only
+            floor = max(tag_macos, (11, 0)) if tag_macos and im.arch == "aarch64" else tag_macos
             if im.glibc and tag_glibc and im.glibc[:2] > tag_glibc:
                 out.append(f"needs GLIBC_{version_text(im.glibc)} but is tagged manylinux_"
                            f"{tag_glibc[0]}_{tag_glibc[1]}")
-            if im.min_macos and tag_macos and im.min_macos[:2] > tag_macos:
+            if im.min_macos and tag_macos and floor and im.min_macos[:2] > floor:
                 out.append(f"{im.arch_name} slice needs macOS {version_text(im.min_macos)} but is tagged "
                            f"macosx_{tag_macos[0]}_{tag_macos[1]}")
         return out
@@ -128,6 +135,10 @@ class AuditReport:
     def failed(self) -> bool:
         return any(self.lane_prediction(lane.id).failed for lane in self.lanes)
 
+    @property
+    def unreadable(self) -> list[BinaryAudit]:
+        return [b for b in self.binaries if b.error]
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "schema": SCHEMA,
@@ -145,17 +156,21 @@ class AuditReport:
         }
 
 
-def audit_binary(found: Found) -> BinaryAudit:
+def audit_binary(found: Found, budget: ReadBudget | None = None) -> BinaryAudit:
     """Read and scan one binary. A corrupt file becomes an error entry, never an exception."""
     entry = BinaryAudit(root=found.root, path=found.path or Path(found.root).name, dist=found.dist)
     try:
-        parsed = images(found.read())
+        parsed = images(found.read(budget))
+        entry.images = [ImageAudit(im.format, im.os, im.arch, im.needed, im.glibc, im.min_macos, scan(im))
+                        for im in parsed]
     except (BadBinary, OSError) as exc:
-        entry.error = str(exc)
-        return entry
-    for im in parsed:
-        entry.images.append(ImageAudit(im.format, im.os, im.arch, im.needed, im.glibc, im.min_macos,
-                                       scan(im)))
+        entry.error = str(exc) or type(exc).__name__
+    except MemoryError:
+        entry.error = "too large to read into memory"
+    except Exception as exc:  # hostile bytes: one binary's surprise must not lose the whole audit
+        entry.error = f"{type(exc).__name__} while reading it: {exc}"
+    if entry.error:
+        entry.images = []
     return entry
 
 
@@ -182,9 +197,12 @@ def choose_lanes(all_lanes: Sequence[LaneTarget], binaries: Sequence[BinaryAudit
 
 def apply_predictions(binaries: Iterable[BinaryAudit], lanes: Sequence[LaneTarget]) -> None:
     for b in binaries:
-        if not b.images:
+        if b.error or not b.images:  # nothing read: the audit cannot say it passes
+            why = LanePrediction(Prediction.UNKNOWN, f"unreadable: {b.error or 'no image'}")
+            b.predictions = {lane.id: why for lane in lanes}
             continue
-        b.predictions = {lane.id: predict(b.images, lane) for lane in lanes}
+        package = b.dist.name if b.dist else None
+        b.predictions = {lane.id: predict(b.images, lane, package) for lane in lanes}
 
 
 def audit(paths: Sequence[Path], lanes: Sequence[LaneTarget], requested: Sequence[str] | None = None,
@@ -192,8 +210,9 @@ def audit(paths: Sequence[Path], lanes: Sequence[LaneTarget], requested: Sequenc
     """Audit every binary under ``paths`` for ``lanes`` (or the ones the environment is built for)."""
     started = now()
     binaries: list[BinaryAudit] = []
+    budget = ReadBudget()
     for path in paths:
-        binaries.extend(audit_binary(found) for found in find(path))
+        binaries.extend(audit_binary(found, budget) for found in find(path))
     chosen = choose_lanes(lanes, binaries, requested)
     apply_predictions(binaries, chosen)
     return AuditReport([str(p) for p in paths], chosen, binaries, now() - started)
