@@ -3,7 +3,7 @@
 The lane-side ld.so explanation, the qemu runner's "is this interpreter
 really an ELF binary of the profile's architecture?" and the audit all ask
 the same question of the first 20 bytes of a file. The audit reads far more
-with pyelftools, but takes the architecture from here.
+(sections, symbols, code), but takes the architecture from here.
 """
 
 from __future__ import annotations
