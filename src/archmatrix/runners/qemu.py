@@ -1,18 +1,23 @@
 """The ``qemu`` runner: this host's environment on an emulated CPU (qemu-user).
 
-``linux-x86_64-noavx`` is the Rosetta 2 condition on Linux: the same staged
-lock and venv as the ``host`` lane, run by ``qemu-x86_64 -cpu Westmere`` so
-the process sees an x86-64 CPU without AVX/AVX2/FMA. Whatever the CPU profile
-names, the command is::
+``linux-x86_64-noavx`` is the Rosetta 2 condition on Linux (macOS 11-14):
+the same staged lock and venv as the ``host`` lane, run by
+``qemu-x86_64 -cpu Westmere`` so the process sees an x86-64 CPU without
+AVX/AVX2/FMA (``linux-x86_64-rosetta15``: ``-cpu Haswell``, macOS 15's
+Rosetta). Whatever the CPU profile names, the command is the lane's launcher::
 
-    qemu-x86_64[-static] -cpu <profile.qemu_cpu> <venv>/bin/python -m archmatrix.suite …
+    <venv>/bin/python-qemu-<model> -m archmatrix.suite …
+    # which is: exec qemu-x86_64[-static] -cpu <model> -0 <launcher> <venv>/bin/python "$@"
 
 Why the venv's ``bin/python``: qemu-user loads that path itself (it is a
 symlink to the real ELF interpreter, never a shim script), and the guest
-Python finds ``pyvenv.cfg`` beside it, so ``sys.prefix`` is the venv and the
-lock's ``.pth`` applies. Why nothing escapes: qemu-user follows ``fork`` but
-not ``exec`` of a same-architecture binary (HOST-NOTES.md), and the suite
-runs every check in a forked child, never a subprocess.
+Python finds ``pyvenv.cfg`` beside its ``argv[0]``, so ``sys.prefix`` is the
+venv and the lock's ``.pth`` applies. Why nothing escapes: qemu-user follows
+``fork`` but not ``exec`` of a same-architecture binary (docs/lanes.md): a
+``subprocess`` of ``sys.executable``, a ``spawn``/``forkserver`` pool or a loky
+worker would run natively. The launcher is ``sys.executable`` (qemu's ``-0``),
+so every such child re-enters qemu on the same CPU; the lane's self-check
+(``lane.self``) proves it in every run.
 
 Only same-architecture profiles run here: qemu-user for another architecture
 would need that architecture's interpreter, libc and wheels (a sysroot), which

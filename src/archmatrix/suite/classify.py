@@ -109,11 +109,11 @@ NO_WHEEL = _rx(
 IMPORT_EXCEPTIONS = {"ImportError", "ModuleNotFoundError"}
 # A failed assertion in a check (a bare ``assert``, ``numpy.testing.assert_allclose``,
 # ``pytest.approx``) says the numbers are wrong, not that the check broke
-# (DESIGN.md: a failed numeric assertion is numeric-mismatch).
+# (docs/suite.md: a failed numeric assertion is numeric-mismatch).
 ASSERTION_EXCEPTIONS = {"AssertionError"}
 
 # qemu prints these for CPU models it cannot fully emulate; they are noise,
-# not evidence (HOST-NOTES.md).
+# not evidence (docs/lanes.md).
 NOISE = re.compile(r"^.*TCG doesn't support requested feature.*$\n?", re.MULTILINE)
 
 

@@ -1,4 +1,4 @@
-"""The outcome taxonomy (DESIGN.md): what happened to one check in one lane.
+"""The outcome taxonomy (docs/suite.md): what happened to one check in one lane.
 
 Stdlib only: this module runs inside lanes.
 """

@@ -1,7 +1,7 @@
 """BLAS health: a BLAS is loaded, and which one (threadpoolctl's view).
 
 Reference BLAS and several OpenMP runtimes are lane *warnings*, not check
-failures (DESIGN.md): the host derives them from the facts. The check here
+failures (docs/suite.md): the host derives them from the facts. The check here
 fails only when no BLAS is found at all, which means numpy's linear algebra
 is not backed by the library the lock promised.
 """

@@ -214,7 +214,7 @@ def calibrate(work: Callable[[int], float], start: int, target_s: float = CALIBR
 
 def pool_context() -> Any:
     """``fork`` on Linux: qemu-user follows fork but not exec, so workers stay emulated
-    (HOST-NOTES.md); elsewhere (macOS: spawn) the platform's default."""
+    (docs/lanes.md); elsewhere (macOS: spawn) the platform's default."""
     if sys.platform.startswith("linux"):
         return multiprocessing.get_context("fork")
     return multiprocessing.get_context()

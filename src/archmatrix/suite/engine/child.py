@@ -1,7 +1,7 @@
 """One check in one forked child: the isolation primitive under the supervisor and the server.
 
 Why fork and not subprocess: qemu-user follows ``fork`` but not ``exec`` of a
-same-architecture binary (HOST-NOTES.md), so a child started by exec could
+same-architecture binary (docs/lanes.md), so a child started by exec could
 escape the emulator and run natively. A forked child stays inside whatever
 runs this interpreter (qemu, Rosetta, a container).
 

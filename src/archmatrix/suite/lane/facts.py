@@ -6,7 +6,7 @@ scikit-learn and threadpoolctl, so the supervisor runs it in a forked child
 like any check: a crash there costs the facts, never the lane.
 
 CPU features come from numpy's CPUID-based table, never from /proc/cpuinfo:
-qemu shows the host's /proc/cpuinfo to x86 guests (HOST-NOTES.md). The two
+qemu shows the host's /proc/cpuinfo to x86 guests (docs/lanes.md). The two
 disagreeing is itself evidence of emulation, and is recorded as such.
 """
 
