@@ -22,7 +22,7 @@ from conftest import ROOT, archmatrix_argv, python_env, require
 
 from archmatrix import config
 from archmatrix.hostfacts import HostFacts, detect
-from archmatrix.runners.common import suite_digest
+from archmatrix.staging.suite import suite_digest
 from archmatrix.suite.result import LaneResult, load
 
 DOCKER_LANES = ("linux-amd64-docker", "linux-arm64-docker")
