@@ -26,6 +26,13 @@ GITHUB_LINUX_X86_64 = "ubuntu-24.04"
 GITHUB_LINUX_ARM64 = "ubuntu-24.04-arm"
 # Apple Silicon with Rosetta 2: both macOS lanes.
 GITHUB_MACOS_ARM64 = "macos-14"
+
+
+def github_linux_runner(arch: str) -> str:
+    """The GitHub runner label of a Linux machine of ``arch`` (the x86-64 one for any other)."""
+    return GITHUB_LINUX_ARM64 if arch == "aarch64" else GITHUB_LINUX_X86_64
+
+
 # LaneTarget.emulator of the lanes qemu-user runs (the others are native or Rosetta 2).
 QEMU_USER = "qemu-user"
 

@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .. import resources
+from ..baseimage import PLATFORMS as BASE_PLATFORMS
 from ..baseimage import BaseImageError, ensure_base_image
 from ..command import Interrupted, call_interruptible, check_interrupted
 from ..hostfacts import SETUP_SCRIPT, HostFacts
-from ..model import GITHUB_LINUX_ARM64, GITHUB_LINUX_X86_64, LaneConfig, LaneTarget
+from ..model import LaneConfig, LaneTarget, github_linux_runner
 from ..staging.result import StagingResult
-from ..suite import arch as arch_mod
 from ..suite.result import LaneResult
 from .base import Availability, LaneInfraError, LaneJob, Launch, Option, OptionError, lane_cpu_profile
 from .common import result_or_crash, stage_job_lock, stage_job_suite
@@ -38,8 +38,8 @@ from .common import result_or_crash, stage_job_lock, stage_job_suite
 if TYPE_CHECKING:
     from docker import DockerClient
 
-# The platforms a lane can be: the architectures the base images are built for.
-PLATFORMS = {a.docker_platform: a.name for a in (arch_mod.X86_64, arch_mod.AARCH64)}
+# The platforms a lane can be: those the base images can be built for.
+PLATFORMS = {platform: machine for platform, (_debian, machine) in BASE_PLATFORMS.items()}
 # Debian bookworm, the base images' release: its glibc decides which
 # manylinux wheels the lane can use.
 BOOKWORM_GLIBC = (2, 36)
@@ -99,7 +99,7 @@ class DockerRunner:
         # QEMU, whose default CPU ("max") is used unless a profile names one
         return LaneTarget(
             os="linux", arch=arch, platform=platform, cpu=profile, emulated_cpu_default="max",
-            runs_on=GITHUB_LINUX_ARM64 if arch == arch_mod.AARCH64.name else GITHUB_LINUX_X86_64,
+            runs_on=github_linux_runner(arch),
         )
 
     def availability(self, lane: LaneConfig, host: HostFacts) -> Availability:
@@ -109,6 +109,10 @@ class DockerRunner:
                                    f"set options.platform to one of {', '.join(PLATFORMS)}")
         if not host.docker.reachable:
             hint = "start Docker Desktop" if host.is_macos else SETUP_HINT
+            if "permission denied" in host.docker.error.lower():
+                # the engine runs, but this user may not use its socket
+                hint = ("join the docker group (as root: usermod -aG docker $USER), then log in again; "
+                        "or run archmatrix as root")
             return Availability.no(f"docker daemon not reachable: {host.docker.error}", hint)
         arch = PLATFORMS[platform]
         server = host.docker.server_arch or host.machine

@@ -37,7 +37,7 @@ from typing import ClassVar
 
 from ..command import CommandError, run
 from ..hostfacts import SETUP_SCRIPT, HostFacts
-from ..model import GITHUB_LINUX_ARM64, GITHUB_LINUX_X86_64, QEMU_USER, LaneConfig, LaneTarget
+from ..model import QEMU_USER, LaneConfig, LaneTarget, github_linux_runner
 from ..profiles import DEFAULT_PROFILES, CpuProfile
 from ..suite import arch as arch_mod
 from ..suite.classify import NOISE
@@ -118,8 +118,7 @@ class QemuRunner:
         # qemu-user runs the host's own environment on another CPU model of the
         # same architecture, so the machine that runs it must be that architecture
         return LaneTarget(os="linux", arch=profile.arch, cpu=profile, emulator=QEMU_USER,
-                          runs_on=GITHUB_LINUX_ARM64 if profile.arch == arch_mod.AARCH64.name
-                          else GITHUB_LINUX_X86_64)
+                          runs_on=github_linux_runner(profile.arch))
 
     def availability(self, lane: LaneConfig, host: HostFacts) -> Availability:
         if not host.is_linux:
