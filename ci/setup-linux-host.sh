@@ -16,12 +16,14 @@ DOCKERD_LOG=${DOCKERD_LOG:-/var/log/archmatrix-dockerd.log}
 DOCKERD_WAIT_SECONDS=${DOCKERD_WAIT_SECONDS:-60}
 # Foreign architectures whose binaries must run through qemu-user.
 QEMU_ARCHES=(aarch64)
-PACKAGES=(docker.io qemu-user-static debootstrap)
+# pipx: the quickstart's `pipx run nox` works for root and for a user alike, where
+# a distribution's Python refuses `pip install` outside a venv (PEP 668).
+PACKAGES=(docker.io qemu-user-static debootstrap pipx)
 # An engine that is already installed, from any package, is used as it is:
 # GitHub's runners ship Docker's own packages (containerd.io, docker-ce or
 # moby), which conflict with Debian's docker.io, so installing it would fail.
 if command -v dockerd >/dev/null; then
-    PACKAGES=(qemu-user-static debootstrap)
+    PACKAGES=(qemu-user-static debootstrap pipx)
 fi
 # The fault corpus (tests/integration/corpus.py) compiles its C extensions
 # for both lane architectures: gcc for this host's, a cross gcc for the other.
@@ -124,6 +126,18 @@ else
 fi
 say "docker server $(docker version --format '{{.Server.Version}}' 2>/dev/null || echo '?')," \
     "client $(docker version --format '{{.Client.Version}}' 2>/dev/null || echo '?')"
+
+# --- the user who asked (through sudo) may use the engine ---------------------------
+# The daemon's socket belongs to the docker group: without it the Docker lanes
+# of that user's runs are skipped ("permission denied"), with this same fix.
+if [[ -n "${SUDO_USER:-}" && "$SUDO_USER" != root ]] && getent group docker >/dev/null; then
+    if id -nG "$SUDO_USER" | tr ' ' '\n' | grep -qx docker; then
+        say "$SUDO_USER is in the docker group"
+    else
+        usermod -aG docker "$SUDO_USER"
+        say "added $SUDO_USER to the docker group: it applies from the next login (or: newgrp docker)"
+    fi
+fi
 
 # --- prove `docker run --init` works ----------------------------------------------
 # No registry is reachable, so the probe image is made from this host's own
