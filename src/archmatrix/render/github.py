@@ -8,16 +8,9 @@ from pathlib import Path
 
 from ..matrix import Matrix
 from . import markdown
+from .escape import workflow_data as _escape_data
+from .escape import workflow_property as _escape_property
 from .table import failing_cells
-
-
-def _escape_data(text: str) -> str:
-    # workflow-command escaping, as @actions/core does it
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def _escape_property(text: str) -> str:
-    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
 def error_annotations(matrix: Matrix) -> list[str]:
