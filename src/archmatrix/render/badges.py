@@ -65,6 +65,7 @@ _OTHER_WIDTH = 110
 PADDING = 5  # px left and right of each text, as shields draws it
 HEIGHT = 20
 
+MAX_NAME = 100
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -186,7 +187,8 @@ def overall_badge(matrix: Matrix) -> Badge:
 
 def safe_name(lane_id: str) -> str:
     """A file stem for a lane id from a config or results file: no path separators, no leading dot."""
-    name = _UNSAFE_NAME.sub("_", lane_id).lstrip(".") or "lane"
+    # short enough for any file system with the atomic writer's temp-file affixes (names ≤ 255 bytes)
+    name = _UNSAFE_NAME.sub("_", lane_id).lstrip(".")[:MAX_NAME] or "lane"
     return f"lane-{name}" if name == OVERALL else name
 
 

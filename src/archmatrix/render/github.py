@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
 from ..matrix import Matrix
 from . import markdown
+from .escape import terminal_lines
 from .escape import workflow_data as _escape_data
 from .escape import workflow_property as _escape_property
 from .table import failing_cells
@@ -29,6 +31,11 @@ def publish(matrix: Matrix, env: Mapping[str, str] | None = None, *, annotate: b
         return []
     summary = env.get("GITHUB_STEP_SUMMARY")
     if summary:
-        with Path(summary).open("a", encoding="utf-8") as fh:
-            fh.write(markdown.render(matrix) + "\n")
+        try:
+            with Path(summary).open("a", encoding="utf-8") as fh:
+                fh.write(markdown.render(matrix) + "\n")
+        except OSError as exc:
+            # the summary is a nicety: the annotations and the exit status still go out
+            print(terminal_lines(f"archmatrix: cannot write the job summary GITHUB_STEP_SUMMARY={summary} "
+                                 f"({exc.strerror or exc}); annotations follow"), file=sys.stderr)
     return error_annotations(matrix) if annotate else []
