@@ -82,9 +82,9 @@ def markdown(text: object) -> str:
     and no ``<!-- archmatrix:end -->`` marker); control characters and line
     breaks become visible ``\\xNN``.
     """
-    out = terminal(text)
-    out = out.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return _MD_SPECIAL.sub(r"\\\1", out)
+    out = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    # control characters last: their visible "\x0a" is not a markdown escape ("x" is a letter)
+    return terminal(_MD_SPECIAL.sub(r"\\\1", out))
 
 
 def markdown_code(text: object) -> str:

@@ -14,10 +14,12 @@ from .escape import workflow_data as _escape_data
 from .escape import workflow_property as _escape_property
 from .table import failing_cells
 
+MAX_ANNOTATIONS = 100  # GitHub shows 10 per step and 50 per job; more is only noise on stdout
+
 
 def error_annotations(matrix: Matrix) -> list[str]:
     lines = []
-    for lane, c in failing_cells(matrix):
+    for lane, c in failing_cells(matrix)[:MAX_ANNOTATIONS]:
         title = _escape_property(f"archmatrix {lane.lane} {c.id}")
         message = _escape_data(f"{lane.lane} / {c.id}: {c.outcome.value}: {c.message}")
         lines.append(f"::error title={title}::{message}")

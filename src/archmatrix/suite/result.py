@@ -45,9 +45,10 @@ MAX_DEPTH = 32  # nesting kept inside facts, evidence, metrics
 MAX_ID = 200  # lane, runner, check and warning ids
 MAX_TEXT = 20_000  # any other text: messages, evidence, facts
 MAX_ITEMS = 1_000  # items kept of any list or object inside facts, evidence, metrics
-MAX_CHECKS = 2_000  # checks kept of one lane
+MAX_CHECKS = 1_000  # checks kept of one lane
 MAX_WARNINGS = 200
-MAX_KEPT_CHARS = 4_000_000  # all text kept from one file
+MAX_KEPT_CHARS = 1_000_000  # all text kept from one file (each JSON value counts as 16)
+_NODE_COST = 16
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -71,28 +72,47 @@ class _Budget:
         self.chars -= min(len(value), limit)
         return kept
 
+    @staticmethod
+    def ident(value: str) -> str:
+        """An id or key: cut to MAX_ID whatever the allowance (ids cut to nothing would merge rows)."""
+        return cut(_SURROGATE.sub("\ufffd", value), MAX_ID)
+
     def value(self, value: Any, depth: int = 0) -> Any:
-        """A JSON value with every text, list and object cut to the bounds above."""
+        """A JSON value with every text, list and object cut to the bounds above.
+
+        A cut container keeps its type and notes the cut in an item of the
+        kind it holds (a list of objects gets an object), so readers that
+        checked a shape still find it.
+        """
+        self.chars -= _NODE_COST
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, list):
-            if depth >= MAX_DEPTH:
-                return f"… [cut: nested deeper than {MAX_DEPTH}]"
+            if depth >= MAX_DEPTH or self.chars <= 0:
+                return [self._note(value, "the rest of the file's allowance is used up"
+                                   if depth < MAX_DEPTH else f"nested deeper than {MAX_DEPTH}")] \
+                    if value else []
             kept = [self.value(v, depth + 1) for v in value[:MAX_ITEMS]]
             if len(value) > MAX_ITEMS:
-                kept.append(f"… [cut: {len(value)} items]")
+                kept.append(self._note(value, f"{len(value)} items"))
             return kept
         if isinstance(value, dict):
-            if depth >= MAX_DEPTH:
-                return f"… [cut: nested deeper than {MAX_DEPTH}]"
+            if depth >= MAX_DEPTH or self.chars <= 0:
+                why = f"nested deeper than {MAX_DEPTH}" if depth >= MAX_DEPTH else "allowance used up"
+                return {"…": f"[cut: {why}]"} if value else {}
             out = {}
             for i, (k, v) in enumerate(value.items()):
                 if i >= MAX_ITEMS:
                     out["…"] = f"[cut: {len(value)} keys]"
                     break
-                out[self.text(k, MAX_ID)] = self.value(v, depth + 1)
+                out[self.ident(k)] = self.value(v, depth + 1)
             return out
         return value
+
+    @staticmethod
+    def _note(items: list[Any], why: str) -> Any:
+        text = f"… [cut: {why}]"
+        return {"…": text} if isinstance(items[0], dict) else text
 
 
 # The facts the host side reads (summary, findings, speed, doctor), and the
@@ -185,7 +205,7 @@ class CheckResult:
         if not all(isinstance(w, str) for w in warnings):
             raise ResultFileError(f"{where}: field 'warnings' should be a list of strings")
         return cls(
-            id=budget.text(data["id"], MAX_ID),
+            id=budget.ident(data["id"]),
             outcome=outcome,
             duration_s=float(_typed(data, "duration_s", (int, float), where, 0.0)),
             message=budget.text(_typed(data, "message", str, where, "")),
@@ -270,6 +290,9 @@ class LaneResult:
         _require(data, where, {"lane": str, "runner": str, "status": str})
         if data["status"] not in LaneStatus.ALL:
             raise ResultFileError(f"{where}: unknown lane status {_short(data['status'])}")
+        facts = _typed(data, "facts", dict, where, {})
+        _check_facts(facts, where)
+        facts = budget.value(facts)  # first: what the matrix's header rows show gets the allowance first
         checks_data = _typed(data, "checks", list, where, [])
         warnings_data = _typed(data, "warnings", list, where, [])
         warnings = []
@@ -278,7 +301,7 @@ class LaneResult:
             if not isinstance(w, dict):
                 raise ResultFileError(f"{wh}: expected an object")
             _require(w, wh, {"id": str, "message": str})
-            warnings.append(LaneWarning(budget.text(w["id"], MAX_ID), budget.text(w["message"]),
+            warnings.append(LaneWarning(budget.ident(w["id"]), budget.text(w["message"]),
                                         budget.text(_typed(w, "hint", str, wh, ""))))
         checks = []
         for i, c in enumerate(checks_data[:MAX_CHECKS]):
@@ -290,18 +313,16 @@ class LaneResult:
             if len(items) > limit:  # say so: a lane whose failing check was cut off must not look clean
                 warnings.append(LaneWarning("result-cut", f"the result file lists {len(items)} {what}; "
                                             f"only the first {limit} are shown"))
-        facts = _typed(data, "facts", dict, where, {})
-        _check_facts(facts, where)
         return cls(
-            lane=budget.text(data["lane"], MAX_ID),
-            runner=budget.text(data["runner"], MAX_ID),
+            lane=budget.ident(data["lane"]),
+            runner=budget.ident(data["runner"]),
             status=data["status"],
             reason=budget.text(_typed(data, "reason", str, where, "")),
             hint=budget.text(_typed(data, "hint", str, where, "")),
             required=bool(_typed(data, "required", bool, where, True)),
-            started=budget.text(_typed(data, "started", str, where, ""), MAX_ID),
+            started=budget.ident(_typed(data, "started", str, where, "")),
             duration_s=float(_typed(data, "duration_s", (int, float), where, 0.0)),
-            facts=budget.value(facts),
+            facts=facts,
             checks=checks,
             warnings=warnings,
         )
@@ -389,10 +410,15 @@ def save(result: LaneResult, path: Path) -> None:
     write_json_atomic(path, result.to_dict())
 
 
-def _parse_int(digits: str) -> int | float:
-    # Python refuses to convert more than 4300 digits (ValueError deep in json);
-    # a count or size that long is nonsense anyway: keep it as a float (inf).
-    return int(digits) if len(digits) <= 30 else float(digits)
+MAX_INT_DIGITS = 100
+
+
+def _parse_int(digits: str) -> int:
+    # Python refuses more than 4300 digits (a ValueError deep inside json) and
+    # spends quadratic time below that; no count or size in a result is that long
+    if len(digits) > MAX_INT_DIGITS:
+        raise ValueError(f"an integer of {len(digits)} digits")
+    return int(digits)
 
 
 def read_json(path: Path) -> Any:
