@@ -234,6 +234,8 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     if only:
         for lane_id in only:
             cfg.lane(lane_id)  # unknown lane → ConfigError with a suggestion
+    if args.results.exists() and not args.results.is_dir():
+        raise UsageError(f"{args.results}: not a directory (--results is where lane results go)")
     host = detect()
     outcome = run_matrix(cfg, host, results_dir=args.results, workdir=args.workdir, only=only)
     matrix = outcome.matrix

@@ -263,3 +263,12 @@ def test_readme_in_an_unwritable_directory(tmp_path: Path) -> None:
     finally:
         real.parent.chmod(0o755)
     assert_one_line_error(run, 2, "cannot write it (Permission denied)")
+
+
+def test_matrix_results_is_a_file(tmp_path: Path) -> None:
+    (tmp_path / "c.yaml").write_text('lock: {python: "3.11", packages: {numpy: "2.4.6"}}\n'
+                                     "lanes: [{id: host, runner: venv}]\n")
+    (tmp_path / "afile").write_text("x")
+    run = cli("matrix", "--config", "c.yaml", "--results", "afile", "--workdir", "wd", cwd=tmp_path)
+    assert_one_line_error(run, 2, "afile: not a directory")
+    assert not (tmp_path / "wd").exists()

@@ -231,7 +231,9 @@ _LANE = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# HOSTILE_EXAMPLES=300 for a longer hunt
+@settings(max_examples=int(os.environ.get("HOSTILE_EXAMPLES", "25")), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(lanes=st.lists(_LANE | _JSON, min_size=1, max_size=3))
 def test_report_over_any_result_files(tmp_path_factory: pytest.TempPathFactory, lanes: list[Any]) -> None:
     base = tmp_path_factory.mktemp("prop")
