@@ -367,7 +367,10 @@ def cmd_readme(args: argparse.Namespace) -> int:
         if not update.stale:
             print(f"archmatrix: {args.file}: the archmatrix block is up to date", file=sys.stderr)
             return ExitCode.OK
-        print(update.diff(), file=sys.stderr)
+        from .render.escape import terminal_lines
+
+        # the diff shows README lines on stderr, which the Actions runner reads for commands too
+        print("\n".join(terminal_lines(line) for line in update.diff().split("\n")), file=sys.stderr)
         again = f"archmatrix readme {args.file} --results {args.results}"
         if args.badge_url_base:
             again += f" --badge-url-base {args.badge_url_base}"

@@ -44,7 +44,7 @@ def render_block(matrix: Matrix, *, badge_url_base: str, title: str = "archmatri
     # Every text from the results is escaped (no "<", no line breaks), so a
     # marker cannot come from them; a marker here would break every later run.
     if START in block or END in block:
-        raise AssertionError("a marker in the generated block")
+        raise BlockError("the generated block would contain an archmatrix marker; not written")
     return block
 
 
