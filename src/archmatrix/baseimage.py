@@ -563,6 +563,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     from archmatrix.errors import reporting_errors
+    from archmatrix.render.escape import terminal_lines
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    sys.exit(reporting_errors(main))
+    sys.exit(reporting_errors(main, clean=terminal_lines))

@@ -19,8 +19,9 @@ from pathlib import Path
 
 from . import __version__
 from . import config as config_mod
-from .errors import ExitCode, UsageError, reporting_errors
+from .errors import ExitCode, ResultsError, UsageError, reporting_errors
 from .matrix import Matrix
+from .render.escape import terminal_lines
 from .suite.registry import is_module_path
 from .suite.result import LaneStatus
 
@@ -159,7 +160,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     _setup_logging(args.verbose)
-    return reporting_errors(run_command, args)
+    return reporting_errors(run_command, args, clean=terminal_lines)
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -207,6 +208,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     from .orchestrate import run_matrix
     from .outputs import write_all
     from .render import github, terminal
+    from .render.escape import terminal_lines
 
     cfg = with_own_packages(config_mod.load(args.config), args.wheels, args.checks_modules)
     if args.no_probes:
@@ -215,6 +217,8 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     if only:
         for lane_id in only:
             cfg.lane(lane_id)  # unknown lane → ConfigError with a suggestion
+    if args.results.exists() and not args.results.is_dir():
+        raise UsageError(f"{args.results}: not a directory (--results is where lane results go)")
     host = detect()
     outcome = run_matrix(cfg, host, results_dir=args.results, workdir=args.workdir, only=only)
     matrix = outcome.matrix
@@ -222,7 +226,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     print(terminal.render(matrix))
     for line in github.publish(matrix, annotate=not args.no_annotations):
         print(line)
-    print("reports: " + ", ".join(str(p) for p in paths.values()), file=sys.stderr)
+    print(terminal_lines("reports: " + ", ".join(str(p) for p in paths.values())), file=sys.stderr)
     if outcome.interrupted:
         return ExitCode.INTERRUPTED
     code = matrix.exit_code()
@@ -231,17 +235,27 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         skipped = [ln for ln in matrix.lanes if ln.status == LaneStatus.SKIPPED]
         if skipped:
             for ln in skipped:
-                print(f"archmatrix: lane {ln.lane} cannot run here: {ln.reason}"
-                      + (f" (hint: {ln.hint})" if ln.hint else ""), file=sys.stderr)
+                print(terminal_lines(f"archmatrix: lane {ln.lane} cannot run here: {ln.reason}"
+                                     + (f" (hint: {ln.hint})" if ln.hint else "")), file=sys.stderr)
             return ExitCode.INFRA
     return code
+
+
+def _results_dir(directory: Path) -> None:
+    """A results directory given on the command line must be one: never created, never a file."""
+    if not directory.exists():
+        raise UsageError(f"{directory}: no such directory")
+    if not directory.is_dir():
+        raise UsageError(f"{directory}: not a directory")
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from .outputs import write_all
     from .render import github, terminal
+    from .render.escape import terminal_lines
     from .results import load_matrix
 
+    _results_dir(args.directory)
     cfg = None
     config_path = args.config or (config_mod.DEFAULT_CONFIG if config_mod.DEFAULT_CONFIG.exists() else None)
     if config_path is not None:
@@ -255,7 +269,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     for line in github.publish(matrix):
         print(line)
     for problem in problems:
-        print(f"archmatrix: skipped unreadable result file: {problem}", file=sys.stderr)
+        print(terminal_lines(f"archmatrix: skipped unreadable result file: {problem}"), file=sys.stderr)
     code = matrix.exit_code()
     return code if code != ExitCode.OK else (ExitCode.BAD_RESULTS if problems else ExitCode.OK)
 
@@ -298,7 +312,7 @@ def results_matrix(results: Path) -> Matrix:
     try:
         matrix = load_matrix(results, order=order)
     except ResultFileError as exc:
-        raise UsageError(str(exc)) from None
+        raise ResultsError(str(exc)) from None
     if not matrix.lanes:
         problems = matrix.problems
         detail = f" ({'; '.join(problems)})" if problems else ""
@@ -311,7 +325,11 @@ def cmd_badges(args: argparse.Namespace) -> int:
 
     matrix = results_matrix(args.results)
     base = args.out or (args.results.parent if args.results.is_file() else args.results)
-    paths = write_badges(matrix, base / "badges")
+    try:
+        paths = write_badges(matrix, base / "badges")
+    except OSError as exc:
+        raise UsageError(f"{exc.filename or base / 'badges'}: cannot write the badges "
+                         f"({exc.strerror or exc})") from None
     print(f"archmatrix: {len(paths) // 2} badges in {base / 'badges'}", file=sys.stderr)
     return ExitCode.OK
 
@@ -332,7 +350,10 @@ def cmd_readme(args: argparse.Namespace) -> int:
         if not update.stale:
             print(f"archmatrix: {args.file}: the archmatrix block is up to date", file=sys.stderr)
             return ExitCode.OK
-        print(update.diff(), file=sys.stderr)
+        from .render.escape import terminal_lines
+
+        # the diff shows README lines on stderr, which the Actions runner reads for commands too
+        print("\n".join(terminal_lines(line) for line in update.diff().split("\n")), file=sys.stderr)
         again = f"archmatrix readme {args.file} --results {args.results}"
         if args.badge_url_base:
             again += f" --badge-url-base {args.badge_url_base}"
@@ -342,7 +363,10 @@ def cmd_readme(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return ExitCode.FAILED
     if update.stale:
-        readme.write(update)
+        try:
+            readme.write(update)
+        except readme.WriteError as exc:
+            raise UsageError(str(exc)) from None
         print(f"archmatrix: {args.file}: archmatrix block updated", file=sys.stderr)
     else:
         print(f"archmatrix: {args.file}: the archmatrix block is up to date", file=sys.stderr)

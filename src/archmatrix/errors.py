@@ -71,16 +71,19 @@ class ResultsError(ArchmatrixError):
     exit_code = ExitCode.BAD_RESULTS
 
 
-def reporting_errors(func: Callable[..., int], *args: object) -> int:
+def reporting_errors(func: Callable[..., int], *args: object, clean: Callable[[str], str] = str) -> int:
     """``func(*args)``, with every user-facing error turned into one line on stderr and its exit code.
 
     The one place errors become exit codes: ``archmatrix.cli.main`` (and
-    ``python -m archmatrix.baseimage``) run everything through it.
+    ``python -m archmatrix.baseimage``) run everything through it. Messages
+    quote lane ids, paths and file contents: ``clean`` makes them safe for a
+    terminal (the host passes ``render.escape.terminal_lines``; this module
+    stays stdlib-only, the lanes import it).
     """
     try:
         return func(*args)
     except ArchmatrixError as exc:
-        print(exc.report(), file=sys.stderr)
+        print(clean(exc.report()), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("archmatrix: interrupted", file=sys.stderr)

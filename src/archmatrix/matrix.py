@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,7 +16,9 @@ from .suite.result import (
     LaneResult,
     LaneStatus,
     ResultFileError,
+    cut,
     load,
+    read_json,
     write_json_atomic,
 )
 
@@ -210,12 +211,14 @@ def load_dir(directory: Path) -> tuple[list[LaneResult], list[str]]:
 
 def _is_other_output(path: Path) -> bool:
     """The matrix's own outputs live next to lane results; recognise them by their schema."""
+    if not path.is_file():
+        return False  # a FIFO would block here; the loader names it
     try:
-        with path.open(encoding="utf-8") as fh:
-            head = fh.read(200)
+        with path.open("rb") as fh:
+            head = fh.read(200)  # bytes: a file that is not UTF-8 is the loader's to name
     except OSError:
         return False
-    return f'"{MATRIX_SCHEMA}"' in head or '"schemaVersion"' in head
+    return f'"{MATRIX_SCHEMA}"'.encode() in head or b'"schemaVersion"' in head
 
 
 def order_lanes(lanes: Sequence[LaneResult], order: Sequence[str]) -> list[LaneResult]:
@@ -224,18 +227,58 @@ def order_lanes(lanes: Sequence[LaneResult], order: Sequence[str]) -> list[LaneR
     return sorted(lanes, key=lambda ln: (rank.get(ln.lane, len(rank)), ln.lane))
 
 
+_MAX_MATRIX_LANES = 500
+_MAX_LIST = 10_000  # drift entries, problems
+_MAX_TEXT = 2_000
+
+
+def _field(data: Mapping[str, Any], key: str, typ: type, where: str, default: Any) -> Any:
+    value = data.get(key, default)
+    if value is None:
+        return default
+    if not isinstance(value, typ):
+        raise ResultFileError(
+            f"{where}: field {key!r} should be {typ.__name__}, found {type(value).__name__}")
+    return value
+
+
+def _drift(d: Any, where: str) -> Drift:
+    if not isinstance(d, dict):
+        raise ResultFileError(f"{where}: expected an object")
+    for key, typ in (("check", str), ("metric", str), ("rel_diff", (int, float)), ("tolerance", (int, float)),
+                     ("lanes", list)):
+        if not isinstance(d.get(key), typ) or isinstance(d.get(key), bool):
+            raise ResultFileError(f"{where}: field {key!r} is missing or of the wrong type")
+    lanes = d["lanes"]
+    if len(lanes) != 2 or not all(isinstance(x, str) for x in lanes):
+        raise ResultFileError(f"{where}: field 'lanes' should be two lane ids")
+    return Drift(cut(d["check"], _MAX_TEXT), cut(d["metric"], _MAX_TEXT), float(d["rel_diff"]),
+                 float(d["tolerance"]), (cut(lanes[0], _MAX_TEXT), cut(lanes[1], _MAX_TEXT)))
+
+
 def read_matrix(path: Path) -> Matrix:
-    """Load a merged ``matrix.json`` back (for renderers run later, e.g. badges)."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ResultFileError(f"{path}: cannot read the matrix ({exc})") from None
+    """Load a merged ``matrix.json`` back (for renderers run later, e.g. badges).
+
+    Read with the lane results' reader and validated field by field, its
+    lanes as lane results: anything wrong raises ResultFileError naming the file.
+    """
+    data = read_json(path)
     if not isinstance(data, dict) or data.get("schema") != MATRIX_SCHEMA:
         raise ResultFileError(f"{path}: not an archmatrix matrix (schema {MATRIX_SCHEMA!r})")
-    lanes = [LaneResult.from_dict(d, f"{path}: lanes[{i}]") for i, d in enumerate(data.get("lanes", []))]
-    drift = [
-        Drift(d["check"], d["metric"], float(d["rel_diff"]), float(d["tolerance"]), tuple(d["lanes"]))
-        for d in data.get("drift", [])
-    ]
-    return Matrix(lanes=lanes, lock=data.get("lock", {}), drift=drift,
-                  problems=list(data.get("problems", [])), generated=str(data.get("generated", "")))
+    where = str(path)
+    lanes_data = _field(data, "lanes", list, where, [])
+    if len(lanes_data) > _MAX_MATRIX_LANES:
+        raise ResultFileError(f"{where}: {len(lanes_data)} lanes, more than {_MAX_MATRIX_LANES}")
+    lanes = [LaneResult.from_dict(d, f"{where}: lanes[{i}]") for i, d in enumerate(lanes_data)]
+    drift = [_drift(d, f"{where}: drift[{i}]")
+             for i, d in enumerate(_field(data, "drift", list, where, [])[:_MAX_LIST])]
+    lock = _field(data, "lock", dict, where, {})
+    if not all(isinstance(v, str) for v in lock.values()):
+        raise ResultFileError(f"{where}: field 'lock' should map package names to versions")
+    lock = {cut(k, _MAX_TEXT): cut(v, _MAX_TEXT) for k, v in list(lock.items())[:_MAX_LIST]}
+    problems = _field(data, "problems", list, where, [])
+    if not all(isinstance(p, str) for p in problems):
+        raise ResultFileError(f"{where}: field 'problems' should be a list of strings")
+    return Matrix(lanes=lanes, lock=lock, drift=drift,
+                  problems=[cut(p, _MAX_TEXT) for p in problems[:_MAX_LIST]],
+                  generated=cut(_field(data, "generated", str, where, ""), _MAX_TEXT))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .errors import UsageError
 from .matrix import Matrix
 from .render import html, junit, markdown
 from .suite.result import write_text_atomic
@@ -17,10 +18,17 @@ OUTPUT_NAMES = {
 
 
 def write_all(matrix: Matrix, directory: Path) -> dict[str, Path]:
-    directory.mkdir(parents=True, exist_ok=True)
+    """Every report into ``directory`` (created); a directory that cannot take them is a UsageError."""
     paths = {kind: directory / name for kind, name in OUTPUT_NAMES.items()}
-    matrix.save(paths["json"])
-    write_text_atomic(paths["markdown"], markdown.render(matrix))
-    write_text_atomic(paths["html"], html.render(matrix))
-    write_text_atomic(paths["junit"], junit.render(matrix))
+    # rendered first, so a renderer's bug cannot leave half the reports old and half new
+    texts = {"markdown": markdown.render(matrix), "html": html.render(matrix), "junit": junit.render(matrix)}
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        matrix.save(paths["json"])
+        for kind, text in texts.items():
+            write_text_atomic(paths[kind], text)
+    except OSError as exc:
+        # an unwritable --out, a file where the directory should be, a full disk
+        raise UsageError(f"{exc.filename or directory}: cannot write the reports "
+                         f"({exc.strerror or exc})") from None
     return paths

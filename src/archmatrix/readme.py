@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,11 +32,20 @@ class BlockError(Exception):
     """The file has no usable marker pair; the message says what to add."""
 
 
+class WriteError(Exception):
+    """The README cannot be written (read-only, its directory unwritable); the message names it."""
+
+
 def render_block(matrix: Matrix, *, badge_url_base: str, title: str = "archmatrix",
                  rows: markdown.Rows = "all") -> str:
     """What goes between the markers (without them); ``rows`` as in :func:`markdown.render`."""
     images = badges_mod.markdown_images(badges_mod.badges(matrix), badge_url_base)
-    return "\n".join([NOTE, "", images, "", markdown.render(matrix, title=title, rows=rows).rstrip("\n")])
+    block = "\n".join([NOTE, "", images, "", markdown.render(matrix, title=title, rows=rows).rstrip("\n")])
+    # Every text from the results is escaped (no "<", no line breaks), so a
+    # marker cannot come from them; a marker here would break every later run.
+    if START in block or END in block:
+        raise BlockError("the generated block would contain an archmatrix marker; not written")
+    return block
 
 
 def _marker_lines(text: str) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
@@ -122,6 +132,25 @@ def plan_update(readme: Path, matrix: Matrix, *, badge_url_base: str, rows: mark
 
 
 def write(update: Update) -> None:
-    mode = update.path.stat().st_mode & 0o7777
-    write_text_atomic(update.path, update.new)
-    os.chmod(update.path, mode)  # the atomic temp file was created 0600; keep the README's own mode
+    """Write the regenerated README, keeping what the file is.
+
+    A symlinked README is written through (its target changes, the link
+    stays); a read-only one is refused (even for root, who could); a README
+    with other hard links is rewritten in place so they all see it; else it
+    is replaced atomically with its own mode.
+    """
+    target = Path(os.path.realpath(update.path))
+    try:
+        info = target.stat()
+        if not info.st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) or not os.access(target, os.W_OK):
+            raise WriteError(f"{update.path}: the file is read-only; make it writable (chmod u+w) "
+                             "to let archmatrix update its block")
+        if info.st_nlink > 1:
+            with target.open("r+", encoding="utf-8", newline="") as fh:
+                fh.write(update.new)
+                fh.truncate()
+            return
+        write_text_atomic(target, update.new)
+        os.chmod(target, stat.S_IMODE(info.st_mode))  # keep the README's own mode
+    except OSError as exc:
+        raise WriteError(f"{exc.filename or update.path}: cannot write it ({exc.strerror or exc})") from None

@@ -30,6 +30,11 @@ REFERENCE_ID = "host"
 SPEED_ROWS = ("speed", "workers")
 BUSY_SHARE = 0.8  # below this CPU share per worker, the scaling curve was measured on a busy host
 NO_DATA = "–"
+# A pool probe measures a handful of sizes up to the CPU count; the HTML
+# table and plot have a column or tick per size up to the largest, so a
+# result file claiming more (``pool_sizes: [1, 1e9]``) is not drawn.
+MAX_POOL_SIZE = 1024
+MAX_POOL_POINTS = 64
 
 
 @dataclass(frozen=True)
@@ -84,7 +89,11 @@ def pool_curve(metrics: dict[str, Any]) -> PoolCurve | None:
     throughput = metrics.get("throughput_mcos_s")
     if not isinstance(sizes, list) or not isinstance(throughput, list) or len(sizes) != len(throughput):
         return None
-    if not sizes or any(_number(s) is None for s in sizes) or any(_number(t) is None for t in throughput):
+    if not sizes or len(sizes) > MAX_POOL_POINTS:
+        return None
+    if any(_number(s) is None for s in sizes) or any(_number(t) is None for t in throughput):
+        return None
+    if any(not 1 <= s <= MAX_POOL_SIZE for s in sizes):
         return None
     return PoolCurve(
         sizes=[round(float(s)) for s in sizes],

@@ -188,4 +188,5 @@ def test_compare_with_a_malformed_result_file_is_exit_4_one_line(hostile: dict[s
     code, _rss, _s, _out, err = audit_child(str(hostile["good"]), "--compare", str(results), cwd=tmp_path)
     assert code == 4 and "Traceback" not in err
     [line] = err.strip().splitlines()
-    assert line.startswith(f"archmatrix: audit: --compare {results}: cannot read it")
+    # the loader names the file and what is wrong with it
+    assert line.startswith(f"archmatrix: audit: --compare {results}:") and "host.json" in line, line

@@ -67,7 +67,8 @@ def _matrix(path: Path) -> Matrix:
         raise ResultsError(f"audit: --compare {path}: cannot read it ({type(exc).__name__}: "
                            f"{str(exc)[:200]})") from None
     if not matrix.lanes and path.is_dir():
-        raise ResultsError(f"audit: {path}: no lane result files found")
+        unreadable = f": {'; '.join(matrix.problems)}" if matrix.problems else ""
+        raise ResultsError(f"audit: --compare {path}: no readable lane result file{unreadable}")
     return matrix
 
 

@@ -10,8 +10,9 @@ width table. The template needs two things done right:
   and ``textLength`` tells renderers that have a slightly different font to
   squeeze or stretch the text into exactly that width.
 * **escaping.** Labels and messages come from configuration and result
-  files, so every one is XML-escaped (and stripped of characters XML cannot
-  carry) before it goes into an element or an attribute.
+  files, so every one goes through :func:`.escape.xml_dropped` (characters XML
+  cannot carry dropped) and is XML-escaped before it goes into an
+  element or an attribute.
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 from xml.sax.saxutils import escape
 
 from ..matrix import Matrix
 from ..suite.outcomes import Outcome
 from ..suite.result import LaneResult, LaneStatus, write_text_atomic
+from . import escape as esc
 
 OVERALL = "archmatrix"  # the overall badge's label and file name
 
@@ -62,8 +65,7 @@ _OTHER_WIDTH = 110
 PADDING = 5  # px left and right of each text, as shields draws it
 HEIGHT = 20
 
-# XML 1.0 cannot carry these at all, escaped or not: they are dropped.
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+MAX_NAME = 100
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -78,13 +80,13 @@ def text_width(text: str) -> int:
 
 def _xml(text: str) -> str:
     """Text safe both as element content and inside a double- or single-quoted attribute."""
-    return escape(_NOT_XML.sub("", text), {'"': "&quot;", "'": "&apos;"})
+    return escape(esc.xml_dropped(text), {'"': "&quot;", "'": "&apos;"})
 
 
 def render_svg(label: str, message: str, color: str) -> str:
     """A flat-style badge. ``color`` is a shields.io colour name or a ``#hex`` value."""
     fill = COLORS.get(color) or (color if re.fullmatch(r"#[0-9a-fA-F]{3,8}", color) else COLORS["lightgrey"])
-    label_text, message_text = _NOT_XML.sub("", label), _NOT_XML.sub("", message)
+    label_text, message_text = esc.xml_dropped(label), esc.xml_dropped(message)
     lw, mw = text_width(label_text), text_width(message_text)
     left, right = lw + 2 * PADDING, mw + 2 * PADDING
     total = left + right
@@ -185,7 +187,8 @@ def overall_badge(matrix: Matrix) -> Badge:
 
 def safe_name(lane_id: str) -> str:
     """A file stem for a lane id from a config or results file: no path separators, no leading dot."""
-    name = _UNSAFE_NAME.sub("_", lane_id).lstrip(".") or "lane"
+    # short enough for any file system with the atomic writer's temp-file affixes (names ≤ 255 bytes)
+    name = _UNSAFE_NAME.sub("_", lane_id).lstrip(".")[:MAX_NAME] or "lane"
     return f"lane-{name}" if name == OVERALL else name
 
 
@@ -220,10 +223,10 @@ def write_badges(matrix: Matrix, directory: Path) -> list[Path]:
 
 def markdown_images(items: Sequence[Badge], url_base: str) -> str:
     """Markdown image links, one per badge, for a README."""
-    base = url_base.rstrip("/")
+    # a results path with spaces or parentheses would end the link early: percent-encode it
+    base = quote(url_base.rstrip("/"), safe="/:@~!$&'*+,;=%.-_")
     links = []
     for badge in items:
-        alt = f"{badge.label}: {badge.message}".replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]")
-        alt = _NOT_XML.sub("", alt).replace("\n", " ")
+        alt = esc.markdown(f"{badge.label}: {badge.message}")
         links.append(f"![{alt}]({base}/{badge.name}.svg)")
     return "\n".join(links)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from html import escape
-
 from ..matrix import Matrix
 from ..speed import pool_curves
+from .escape import html as escape
+from .escape import html_block
 from .plots import scaling_section
 from .table import build_table, cell_text, finding_lines, outcome_class, skipped_lines
 
@@ -44,7 +44,7 @@ def render(
                     ev = result.evidence
                     tail = ev.get("stderr_tail") or ev.get("stdout_tail") or ev.get("output_tail")
                     h.append(f"<details><summary>{escape(detail[:80] or 'evidence')}</summary>"
-                             f"<pre>{escape(detail)}\n{escape(str(tail or ''))}</pre></details>")
+                             f"<pre>{html_block(detail)}\n{html_block(tail or '')}</pre></details>")
                 h.append("</td>")
             h.append("</tr>")
         h.append(f"<tr><th>{escape(table.summary_row[0])}</th>")

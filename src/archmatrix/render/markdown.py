@@ -10,15 +10,11 @@ from tabulate import tabulate
 from ..matrix import Matrix
 from ..suite.outcomes import Outcome
 from ..suite.result import CheckResult
+from .escape import markdown, markdown_code
 from .table import build_table, finding_lines, skipped_lines
 
 Rows = Literal["all", "notable"]
 ROWS: tuple[Rows, ...] = ("all", "notable")
-
-
-def _md(text: str) -> str:
-    # a pipe would end the cell; newlines would end the row
-    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def notable(cells: Sequence[CheckResult | None]) -> bool:
@@ -41,12 +37,12 @@ def render(matrix: Matrix, *, title: str = "archmatrix", rows: Rows = "all") -> 
         check_rows = [row for row, cells in zip(table.check_rows, table.check_cells, strict=True)
                       if notable(cells)]
     hidden = len(table.check_rows) - len(check_rows)
-    out = [f"### {title}", ""]
+    out = [f"### {markdown(title)}", ""]
     if table.lanes:
-        body = [[_md(c) for c in row] for row in (*table.header_rows, *check_rows, table.summary_row)]
+        body = [[markdown(c) for c in row] for row in (*table.header_rows, *check_rows, table.summary_row)]
         body = [[f"**{row[0]}**", *row[1:]] if i < len(table.header_rows) else row
                 for i, row in enumerate(body)]
-        out.append(tabulate(body, headers=["", *(f"`{_md(ln.lane)}`" for ln in table.lanes)],
+        out.append(tabulate(body, headers=["", *(markdown_code(ln.lane) for ln in table.lanes)],
                             tablefmt="github", disable_numparse=True))
         if hidden:
             out += ["", f"_{hidden} more {'check' if hidden == 1 else 'checks'} not shown: "
@@ -56,5 +52,5 @@ def render(matrix: Matrix, *, title: str = "archmatrix", rows: Rows = "all") -> 
     lines = skipped_lines(table) + finding_lines(matrix)
     if lines:
         out.append("")
-        out.extend(f"- {_md(line)}" for line in lines)
+        out.extend(f"- {markdown(line)}" for line in lines)
     return "\n".join(out) + "\n"

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from html import escape
 
 from ..speed import BUSY_SHARE, PoolCurve
+from .escape import html as escape
+from .escape import terminal
 
 INSTALL_HINT = "pip install 'archmatrix[plots]'"
 TITLE = "Process-pool scaling (pure-Python math.cos loop)"
@@ -42,7 +43,9 @@ def scaling_svg(curves: Sequence[tuple[str, PoolCurve]]) -> str:
         for lane, curve in curves:
             # a curve measured on a busy host is dashed and gets no recommendation ring
             style = "--" if curve.busy else "-"
-            label = f"{lane} (busy host)" if curve.busy else lane
+            # matplotlib reads $…$ as mathtext: a lane id is shown as it is
+            name = terminal(lane).replace("$", r"\$")
+            label = f"{name} (busy host)" if curve.busy else name
             (line,) = absolute.plot(curve.sizes, curve.throughput, marker="o", linestyle=style, label=label)
             base = curve.throughput[0]
             speedup.plot(curve.sizes, [t / base for t in curve.throughput], marker="o", linestyle=style,

@@ -12,10 +12,19 @@ from dataclasses import dataclass
 from ..matrix import Matrix
 from ..speed import speed_rows
 from ..suite.outcomes import Outcome
-from ..suite.result import CheckResult, LaneResult, LaneStatus
+from ..suite.result import CheckResult, LaneResult, LaneStatus, cut
 from ..summary import HEADER_ROWS, LaneSummary, summarise
 
 NOT_RUN = "– not run"
+# What a table cell or a line under the table shows of a fact, a reason or a
+# warning (the result files keep more). Table formats pad every cell of a
+# column to its widest, so one long cell would multiply by the number of rows.
+MAX_CELL = 200
+MAX_LINE = 1_000
+# Check rows shown (a real suite has tens): beyond this, rows where every
+# lane passed go first, and a line under the table says how many are not
+# shown. The exit status, matrix.json and junit.xml still hold every check.
+MAX_ROWS = 1_000
 
 
 @dataclass(frozen=True)
@@ -27,6 +36,7 @@ class Table:
     check_cells: list[list[CheckResult | None]]  # for renderers that colour by outcome
     summary_row: list[str]
     skipped: list[LaneResult]
+    rows_not_shown: int = 0  # check rows left out beyond MAX_ROWS
 
 
 def cell_text(result: CheckResult | None) -> str:
@@ -39,20 +49,34 @@ def build_table(matrix: Matrix) -> Table:
     columns = [ln for ln in matrix.lanes if ln.status != LaneStatus.SKIPPED]
     skipped = [ln for ln in matrix.lanes if ln.status == LaneStatus.SKIPPED]
     summaries = [summarise(ln, matrix.lock) for ln in columns]
-    header_rows = [[label, *(s.rows[label] for s in summaries)] for label in HEADER_ROWS]
+    header_rows = [[label, *(cut(s.rows[label], MAX_CELL) for s in summaries)] for label in HEADER_ROWS]
     header_rows += speed_rows(columns)  # speed relative to the host; absent when no probe ran
     check_ids = matrix.check_ids()
-    cells = [[ln.check(cid) for ln in columns] for cid in check_ids]
+    by_id = [{c.id: c for c in reversed(ln.checks)} for ln in columns]  # first of a duplicated id wins
+    cells = [[lane_checks.get(cid) for lane_checks in by_id] for cid in check_ids]
+    not_shown = max(0, len(check_ids) - MAX_ROWS)
+    if not_shown:
+        # keep the rows where some lane did not pass, then the first others; in their order
+        worth = [i for i, row in enumerate(cells)
+                 if any(c is None or c.outcome is not Outcome.PASS for c in row)]
+        keep = set(worth[:MAX_ROWS])
+        keep.update([i for i in range(len(cells)) if i not in keep][:MAX_ROWS - len(keep)])
+        check_ids = [cid for i, cid in enumerate(check_ids) if i in keep]
+        cells = [row for i, row in enumerate(cells) if i in keep]
     check_rows = [[cid, *(cell_text(c) for c in row)] for cid, row in zip(check_ids, cells, strict=True)]
-    summary_row = ["summary", *(s.status_text for s in summaries)]
-    return Table(columns, summaries, header_rows, check_rows, cells, summary_row, skipped)
+    summary_row = ["summary", *(cut(s.status_text, MAX_CELL) for s in summaries)]
+    return Table(columns, summaries, header_rows, check_rows, cells, summary_row, skipped, not_shown)
 
 
 def skipped_lines(table: Table) -> list[str]:
+    """Lines about the table itself: its skipped lanes, and the check rows it could not show."""
     lines = []
+    if table.rows_not_shown:
+        lines.append(f"{table.rows_not_shown} more check rows not shown (over {MAX_ROWS}; "
+                     "matrix.json and junit.xml have every check)")
     for lane in table.skipped:
         hint = f" — hint: {lane.hint}" if lane.hint else ""
-        lines.append(f"{lane.lane}: skipped: {lane.reason}{hint}")
+        lines.append(cut(f"{lane.lane}: skipped: {lane.reason}{hint}", MAX_LINE))
     return lines
 
 
@@ -62,14 +86,14 @@ def finding_lines(matrix: Matrix) -> list[str]:
     for lane in matrix.lanes:
         for w in lane.warnings:
             hint = f" — fix: {w.hint}" if w.hint else ""
-            lines.append(f"{lane.lane}: warning: {w.message}{hint}")
+            lines.append(cut(f"{lane.lane}: warning: {w.message}{hint}", MAX_LINE))
     for d in matrix.drifting:
         lines.append(
             f"drift: {d.check} {d.metric} differs by {d.rel_diff:.3g} (relative) between "
             f"{d.lanes[0]} and {d.lanes[1]}; tolerance {d.tolerance:g}"
         )
     for problem in matrix.problems:
-        lines.append(f"unreadable result: {problem}")
+        lines.append(cut(f"unreadable result: {problem}", MAX_LINE))
     return lines
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from tabulate import tabulate
 
 from ..matrix import Matrix
+from .escape import no_commands, terminal
 from .table import build_table, finding_lines, skipped_lines
 
 COLUMN_WIDTH = 30  # wrap long facts (BLAS paths, feature lists) inside a lane's column
@@ -14,10 +15,11 @@ def render(matrix: Matrix) -> str:
     table = build_table(matrix)
     parts = []
     if table.lanes:
-        rows = [*table.header_rows, *table.check_rows, table.summary_row]
+        data = (*table.header_rows, *table.check_rows, table.summary_row)
+        rows = [[terminal(c) for c in row] for row in data]
         text = tabulate(
             rows,
-            headers=["", *(ln.lane for ln in table.lanes)],
+            headers=["", *(terminal(ln.lane) for ln in table.lanes)],
             tablefmt="simple_grid",
             maxcolwidths=[None, *([COLUMN_WIDTH] * len(table.lanes))],
             disable_numparse=True,
@@ -27,5 +29,6 @@ def render(matrix: Matrix) -> str:
         parts.append("no lane ran")
     lines = skipped_lines(table) + finding_lines(matrix)
     if lines:
-        parts.append("\n".join(lines))
-    return "\n\n".join(parts) + "\n"
+        parts.append("\n".join(terminal(line) for line in lines))
+    # the stdout of a CI job: no line of it may read as a workflow command
+    return no_commands("\n\n".join(parts)) + "\n"
