@@ -25,7 +25,7 @@ the badges and the annotations all show the root:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -39,14 +39,71 @@ NO_MODULE = re.compile(r"No module named '([\w.]+)'")
 FOLLOWS = (Outcome.IMPORT_ERROR, Outcome.BLAS_LOAD)
 
 
-def apply(result: LaneResult, *, scan: Scanner | None = None) -> LaneResult:
+def apply(result: LaneResult, *, scan: Scanner | None = None, sites: Sequence[Path] = (),
+          baseline_of: BaselineReader | None = None) -> LaneResult:
     """``result`` with every root cause found (a new result; the one given is not changed).
 
     ``scan`` reads a binary's instructions (default: the audit's scanner);
-    tests inject one.
+    tests inject one. ``sites``: the lane's packages as staged on this host,
+    where a package's stated baseline is read.
     """
     result = no_wheel_roots(result)
-    return attribute_illegal_instructions(result, scan=scan or audit_scan)
+    result = attribute_illegal_instructions(result, scan=scan or audit_scan)
+    return below_baseline(result, sites, baseline_of or stated_baseline)
+
+
+# --- a CPU below a package's baseline ------------------------------------------------------------
+
+BaselineReader = Callable[[Path], str]
+
+
+def stated_baseline(package_dir: Path, limit: int = 40) -> str:
+    """The x86-64 level a package's binaries say they are built for (numpy: "x86-64-v2"), or ''.
+
+    Read from the binaries' own text by the audit (numpy states its baseline
+    in its core module); the largest binaries first, at most ``limit``.
+    """
+    from .audit import binaries, isa
+    from .audit.image import BadBinary
+
+    candidates = sorted((p for p in package_dir.rglob("*.so") if p.is_file()),
+                        key=lambda p: p.stat().st_size, reverse=True)[:limit]
+    for path in candidates:
+        try:
+            images = binaries.images(path.read_bytes())
+        except (OSError, BadBinary):
+            continue
+        if images and (level := isa.scan(images[0]).baseline):
+            return level
+    return ""
+
+
+def below_baseline(result: LaneResult, sites: Sequence[Path], baseline_of: BaselineReader) -> LaneResult:
+    """An ``import.<pkg>`` that died of SIGILL on a CPU below the package's stated baseline says so.
+
+    The outcome stays ``illegal-instruction``; the message gains "this CPU is
+    below numpy's baseline x86-64-v2", when the package's binaries state a
+    level and the lane's CPU (its QEMU model) lacks what that level needs.
+    """
+    from .audit.cpus import LEVEL_NEEDS
+
+    missing = lane_missing(result.facts) or frozenset()
+    if not missing or not sites:
+        return result
+    checks = []
+    for check in result.checks:
+        module = check.id.removeprefix("import.")
+        if check.outcome is Outcome.ILLEGAL_INSTRUCTION and module != check.id:
+            package = next((site / module for site in sites if (site / module).is_dir()), None)
+            level = baseline_of(package) if package is not None else ""
+            lacking = LEVEL_NEEDS.get(level, frozenset()) & missing
+            if lacking:
+                check = replace(check, message=(
+                    f"this CPU is below {module}'s baseline {level} (it lacks {', '.join(sorted(lacking))}): "
+                    f"{module}'s wheels need a {level} CPU, or a build of {module} for an older baseline; "
+                    f"{check.message}"))
+        checks.append(check)
+    return replace(result, checks=checks)
 
 
 # --- no-wheel via a dependency -----------------------------------------------------------------

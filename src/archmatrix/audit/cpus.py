@@ -32,3 +32,9 @@ QEMU_MODEL_MISSING: Mapping[str, frozenset[str]] = {
     "neoverse-n1": NO_SVE, "neoverse-v1": frozenset({SVE2}), "a64fx": frozenset({SVE2}),
     "neoverse-n2": frozenset(), "max": frozenset(),
 }
+# The extensions each baseline level above v2 needs, of those the scan names.
+LEVEL_NEEDS: Mapping[str, frozenset[str]] = {
+    X86_V2: frozenset({X86_V2}),
+    "x86-64-v3": frozenset({X86_V2, AVX, AVX2, FMA, F16C, BMI}),
+    "x86-64-v4": frozenset({X86_V2, AVX, AVX2, FMA, F16C, BMI, AVX512}),
+}

@@ -25,13 +25,11 @@ from ..model import QEMU_USER, LaneConfig
 from ..profiles import CpuProfile
 from ..runners import target_of
 from ..suite.outcomes import Outcome
-from .cpus import BELOW_V2, NO_AVX, NO_AVX2, NO_AVX512, NO_SVE, QEMU_MODEL_MISSING, X86_V2
+from .cpus import BELOW_V2, LEVEL_NEEDS, NO_AVX, NO_AVX2, NO_AVX512, NO_SVE, QEMU_MODEL_MISSING, X86_V2
 from .image import OsName
 from .isa import AMX, AVX, AVX2, AVX512, BMI, F16C, FMA, SVE, SVE2, UNGUARDED, UNKNOWN, IsaScan
 
 # The extensions each baseline level above v2 needs, of those the scan names.
-_LEVEL_NEEDS = {X86_V2: frozenset({X86_V2}), "x86-64-v3": frozenset({X86_V2, AVX, AVX2, FMA, F16C, BMI}),
-                "x86-64-v4": frozenset({X86_V2, AVX, AVX2, FMA, F16C, BMI, AVX512})}
 
 # re-exported from .cpus
 __all__ = ["BELOW_V2", "NO_AVX", "NO_AVX2", "NO_AVX512", "NO_SVE", "QEMU_MODEL_MISSING", "X86_V2"]
@@ -221,7 +219,7 @@ def predict(images: Sequence[ScannedImage], lane: LaneTarget, package: str | Non
         want = f"{lane.arch} {_kind('elf' if lane.os == 'linux' else 'macho')}"
         return LanePrediction(Prediction.WRONG_ARCH, f"{have}; the lane loads {want}")
     scan = matching[0].scan
-    below = _LEVEL_NEEDS.get(scan.baseline, frozenset()) & lane.missing
+    below = LEVEL_NEEDS.get(scan.baseline, frozenset()) & lane.missing
     if below:
         owner = package or "the binary"
         return LanePrediction(Prediction.ILLEGAL_INSTRUCTION,

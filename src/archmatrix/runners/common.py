@@ -217,6 +217,11 @@ def wheel_checks(staging: StagingResult) -> list[CheckResult]:
     return sorted(rows, key=lambda r: r.id)
 
 
+def staged_sites(staging: StagingResult | None) -> tuple[Path, ...]:
+    """Where this host has the lane's packages (the staged site-packages), for reading their binaries."""
+    return (staging.site_packages,) if staging is not None and staging.site_packages.is_dir() else ()
+
+
 def not_as_claimed(result: LaneResult) -> None:
     """A lane whose self-check failed is ``infra-error``: its cells ran somewhere else than it claims."""
     proof = next((c for c in result.checks if c.id == SELF_CHECK), None)
@@ -238,7 +243,8 @@ def finish(job: LaneJob, result: LaneResult, *, staging: StagingResult | None = 
         result.facts.setdefault("runner", {}).update(facts)
     if staging is not None:
         result.checks = wheel_checks(staging) + [c for c in result.checks if not c.id.startswith("wheel.")]
-    result = rootcause.apply(result)  # root causes across cells: no-wheel via a dependency, SIGILL's library
+    # root causes across cells: no-wheel via a dependency, SIGILL's library, a CPU below a baseline
+    result = rootcause.apply(result, sites=staged_sites(staging))
     if result.status == LaneStatus.RAN or result.checks:
         result.warnings = lane_warnings(result.facts, job.config.lock.packages)
     not_as_claimed(result)
