@@ -254,7 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         naive = tmp / "naive"
         (naive / "wheels").mkdir(parents=True)
         for name in first.wheels:
-            shutil.copy2(first.site_packages.parent / "wheels" / name, naive / "wheels" / name)
+            shutil.copy2(tmp / "staging-0" / "wheels" / name, naive / "wheels" / name)  # first: run 0
         pip_version = importlib.metadata.version("pip")
         run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
              "--disable-pip-version-check", "--dest", str(naive / "pip"), f"pip=={pip_version}"])

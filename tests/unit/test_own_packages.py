@@ -18,9 +18,9 @@ from archmatrix import cli, config
 from archmatrix.hostfacts import HostFacts
 from archmatrix.runners import LaneJob
 from archmatrix.runners.common import stage_job_lock, stage_job_suite, suite_args
-from archmatrix.runners.docker import lock_pth
 from archmatrix.staging import lock as staging_lock
 from archmatrix.staging import tags as staging_tags
+from archmatrix.staging.prefix import PrefixSpec
 from archmatrix.staging.result import StagingResult
 from archmatrix.staging.suite import UserModuleError, stage_suite, suite_digest, user_modules
 
@@ -166,29 +166,21 @@ def test_a_local_wheel_takes_the_place_of_the_locked_pin(project: Path, tmp_path
     """numpy comes from dist/ (the user's build), not from the lock, in every runner that stages."""
     staged: dict[str, Any] = {}
 
-    def fake_lock(lock: Any, arch: str, glibc: Any, dest: Path, *, wheel_cache: Path) -> StagingResult:
+    def fake_prefix(lock: Any, local: Any, arch: str, glibc: Any, dest: Path, **kw: Any) -> StagingResult:
         staged["lock"] = dict(lock.packages)
-        return StagingResult(site_packages=dest, installed=dict(lock.packages),
-                             wheels=[f"{n}-{v}-cp311-cp311-manylinux_2_28_{arch}.whl"
-                                     for n, v in lock.packages.items()])
+        staged["local"] = sorted(p.name for p in local.wheels)
+        staged["spec"] = kw["spec"]
+        return StagingResult(site_packages=dest, installed={**lock.packages, **local.installed},
+                             wheels=staged["local"])
 
-    def fake_local(files: Any, python: str, arch: str, glibc: Any, workdir: Path) -> StagingResult:
-        staged["local"] = sorted(p.name for p in files)
-        installed = {"numpy": "2.4.6+mine", "mypkg": "1.0"}
-        return StagingResult(site_packages=workdir / "local", installed=installed,
-                             wheels=sorted(p.name for p in files))
-
-    monkeypatch.setattr(staging_lock, "stage_site_packages", fake_lock)
-    monkeypatch.setattr(staging_lock, "stage_local_wheels", fake_local)
-    result = stage_job_lock(job(project, tmp_path), "x86_64", (2, 36))
+    monkeypatch.setattr(staging_lock, "stage_prefix", fake_prefix)
+    spec = PrefixSpec("3.11", "/usr/bin/python3.11")
+    result = stage_job_lock(job(project, tmp_path), "x86_64", (2, 36), spec)
     assert staged["lock"] == {"scipy": "1.17.1"}  # numpy left to the local wheel
     assert staged["local"] == ["mypkg-1.0-py3-none-any.whl", "numpy-2.4.6+mine-cp311-cp311-linux_x86_64.whl"]
+    assert staged["spec"] == spec
     assert result.staging.installed == {"scipy": "1.17.1", "numpy": "2.4.6+mine", "mypkg": "1.0"}
-    assert len(result.sites) == 2
-
-
-def test_the_container_lane_processes_both_staged_directories() -> None:
-    assert lock_pth(("/opt/archmatrix/site-packages", "/opt/archmatrix/local-packages")) == (
-        "import site; site.addsitedir('/opt/archmatrix/site-packages')\n"
-        "import site; site.addsitedir('/opt/archmatrix/local-packages')\n"
-    )
+    # one environment: the lock and the local wheels in one prefix, named by both and by the interpreter
+    assert result.prefix.parent == tmp_path / "work" / "prefixes"
+    other = stage_job_lock(job(project, tmp_path), "x86_64", (2, 36), PrefixSpec("3.11", "/other/python3.11"))
+    assert other.prefix != result.prefix

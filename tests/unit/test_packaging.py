@@ -16,7 +16,7 @@ from archmatrix.hostfacts import HostFacts
 from archmatrix.runners import LaneJob
 from archmatrix.runners.base import LaneInfraError
 from archmatrix.runners.common import SUITE_MODULE, run_prepared, suite_args
-from archmatrix.runners.docker import DockerRunner, lane_dockerfile
+from archmatrix.runners.docker import LANE_PYTHON, DockerRunner, lane_dockerfile
 
 CONFIG = """\
 lock:
@@ -70,7 +70,9 @@ def test_the_container_command_is_the_interpreter_and_the_suites_whole_argv(tmp_
     args = suite_args(job, "/out/linux-arm64-docker.json", emulator="qemu-aarch64 (binfmt)",
                       cpu_model="cortex-a72", user_checks=(),
                       self_check={"python": "3.11", "profile": "", "absent": []})
-    assert seen["command"] == ["python3", *args]
-    assert seen["command"][:3] == ["python3", "-m", SUITE_MODULE]
+    # the staged venv's interpreter inside the image: sys.prefix is the lane's environment
+    assert LANE_PYTHON == "/opt/archmatrix/venv/bin/python"
+    assert seen["command"] == [LANE_PYTHON, *args]
+    assert seen["command"][:3] == [LANE_PYTHON, "-m", SUITE_MODULE]
     assert seen["command"].count(SUITE_MODULE) == 1
     assert seen["environment"] == {"QEMU_CPU": "cortex-a72"}

@@ -26,7 +26,7 @@ from archmatrix.runners.qemu import (
     qemu_command,
     without_noise,
 )
-from archmatrix.staging.lock import local_wheel_files, stage_local_wheels
+from archmatrix.staging.lock import local_wheel_files, select_local_wheels
 from archmatrix.staging.result import StagingError
 from archmatrix.staging.tags import local_wheel_tags
 
@@ -193,7 +193,7 @@ def test_local_wheel_entries_are_files_or_directories_relative_to_the_config(tmp
 
 def test_a_local_package_without_a_wheel_for_the_lane_is_a_no_wheel_row(tmp_path: Path) -> None:
     arm_only = _wheel(tmp_path, "mypkg-1.0-cp311-cp311-manylinux_2_28_aarch64.whl")
-    staged = stage_local_wheels([arm_only], "3.11", "x86_64", (2, 36), tmp_path / "work")
+    staged = select_local_wheels([arm_only], "3.11", "x86_64", (2, 36))
     assert staged.installed == {}
     assert [(m.name, m.version) for m in staged.missing] == [("mypkg", "1.0")]
     assert "none of the local wheels for mypkg fits manylinux_2_36_x86_64 cp311" in staged.missing[0].reason

@@ -20,6 +20,7 @@ from .. import rootcause
 from ..command import CommandError, Interrupted, run
 from ..findings import lane_warnings
 from ..staging.lock import StagedLock, stage_lock
+from ..staging.prefix import PrefixSpec
 from ..staging.result import StagingError, StagingResult
 from ..staging.suite import UserModuleError, stage_suite, user_modules
 from ..suite.checks.lane import CHECK_ID as SELF_CHECK
@@ -50,12 +51,14 @@ def lane_env(base: Mapping[str, str], suite_root: Path) -> tuple[dict[str, str],
     return env, removed
 
 
-def stage_job_lock(job: LaneJob, arch: str, glibc: tuple[int, int]) -> StagedLock:
-    """The job's lock (and ``lock.wheels``) staged for ``arch``/``glibc`` under ``job.workdir``."""
+def stage_job_lock(job: LaneJob, arch: str, glibc: tuple[int, int], spec: PrefixSpec) -> StagedLock:
+    """The job's lock (and ``lock.wheels``) staged for ``arch``/``glibc`` under ``job.workdir``, as the
+    venv-shaped prefix ``spec`` describes."""
     from .base import LaneInfraError
 
     try:
-        return stage_lock(job.config.lock, job.config.path.parent, arch, glibc, job.workdir, job.progress)
+        return stage_lock(job.config.lock, job.config.path.parent, arch, glibc, job.workdir, job.progress,
+                          spec=spec)
     except StagingError as exc:
         raise LaneInfraError(f"could not stage the lock: {exc}") from exc
 

@@ -2,11 +2,11 @@
 
 Plan: stage the lock's wheels for the platform on the host (no pip in the
 container, ever) — and ``lock.wheels``, the user's own wheels that fit the
-platform, into a second directory, exactly as the venv runner does — make sure
-a base image exists (built from Debian packages when no registry is
-reachable), build a lane image that only COPYs the staged site-packages, the
-local packages and the suite (with the user's check modules) onto it, and run
-it with no network, an init process (under QEMU a PID 1 that gets a fatal
+platform — into a venv-shaped prefix, as ``pip install`` lays them out in a
+venv (:mod:`archmatrix.staging.prefix`), make sure a base image exists (built
+from Debian packages when no registry is reachable), build a lane image that
+only COPYs that prefix and the suite (with the user's check modules) onto it,
+and run it with no network, an init process (under QEMU a PID 1 that gets a fatal
 signal hangs forever), the platform explicit, and ``QEMU_CPU`` set from the
 lane's CPU profile. Images are tagged by a hash of everything that went into
 them, so a warm matrix builds nothing. Containers are removed after use, on
@@ -30,6 +30,8 @@ from ..baseimage import BaseImageError, ensure_base_image
 from ..command import Interrupted, call_interruptible, check_interrupted
 from ..hostfacts import SETUP_SCRIPT, HostFacts
 from ..model import LaneConfig, LaneTarget, github_linux_runner
+from ..staging.lock import container_prefix
+from ..staging.prefix import CONTAINER_PREFIX
 from ..staging.result import StagingResult
 from ..suite.result import LaneResult
 from .base import Availability, LaneInfraError, LaneJob, Launch, Option, OptionError, lane_cpu_profile
@@ -44,7 +46,10 @@ PLATFORMS = {platform: machine for platform, (_debian, machine) in BASE_PLATFORM
 # manylinux wheels the lane can use.
 BOOKWORM_GLIBC = (2, 36)
 LANE_DOCKERFILE = "lane.Dockerfile"  # package data: archmatrix/resources/
-LANE_PYTHON = "python3"  # the base image's interpreter (Debian's, or an official python image's)
+# The lane's interpreter: the staged venv-shaped prefix's (its bin/python is a link to the base image's
+# /usr/bin/python3.X and its pyvenv.cfg makes sys.prefix the prefix, where the wheels' lib/, bin/,
+# include/ and share/ are): the image COPYs it to CONTAINER_PREFIX.
+LANE_PYTHON = f"{CONTAINER_PREFIX}/bin/python"
 SETUP_HINT = f"{SETUP_SCRIPT} (installs and starts the engine, registers QEMU)"
 
 
@@ -60,11 +65,6 @@ def lane_image_tag(lane_id: str, base: str, site_key: str, suite: str, dockerfil
     """``site_key``/``suite``: content-derived names of what the image COPYs (staged dirs, suite)."""
     digest = hashlib.sha256("\0".join((base, site_key, suite, dockerfile)).encode()).hexdigest()[:12]
     return f"archmatrix-lane:{lane_id}-{digest}"
-
-
-def lock_pth(sites: tuple[str, ...]) -> str:
-    """The .pth that makes Debian's python3 process the staged directories' own .pth files."""
-    return "".join(f"import site; site.addsitedir({site!r})\n" for site in sites)
 
 
 def emulation(platform: str, host: HostFacts, qemu_cpu: str | None) -> tuple[str | None, str | None]:
@@ -143,7 +143,7 @@ class DockerRunner:
             raise LaneInfraError(f"docker daemon not reachable: {exc}", SETUP_HINT) from exc
 
         # the lock and lock.wheels for the container's platform (Debian bookworm's glibc)
-        staged = stage_job_lock(job, arch, BOOKWORM_GLIBC)
+        staged = stage_job_lock(job, arch, BOOKWORM_GLIBC, container_prefix(job.config.lock.python))
         suite_root, user_checks = stage_job_suite(job)
 
         base = job.lane.options.get("base_image")
@@ -153,10 +153,9 @@ class DockerRunner:
             except BaseImageError as exc:
                 raise LaneInfraError(f"no base image for {platform}: {exc}", SETUP_HINT) from exc
         dockerfile = lane_dockerfile()
-        # staged directories and the suite are named by their contents
-        site_key = "+".join(site.name for site in staged.sites)
-        tag = lane_image_tag(job.lane.id, str(base), site_key, suite_root.name, dockerfile)
-        self._ensure_lane_image(client, job, tag, str(base), platform, staged.sites, suite_root, dockerfile)
+        # the staged prefix and the suite are named by their contents
+        tag = lane_image_tag(job.lane.id, str(base), staged.prefix.name, suite_root.name, dockerfile)
+        self._ensure_lane_image(client, job, tag, str(base), platform, staged.prefix, suite_root, dockerfile)
 
         facts = {"platform": platform, "image": tag, "base_image": base,
                  "docker_server_arch": job.host.docker.server_arch}
@@ -191,7 +190,7 @@ class DockerRunner:
         )
 
     def _ensure_lane_image(self, client: DockerClient, job: LaneJob, tag: str, base: str, platform: str,
-                           sites: tuple[Path, ...], suite_root: Path, dockerfile: str) -> None:
+                           prefix: Path, suite_root: Path, dockerfile: str) -> None:
         from docker.errors import BuildError, ImageNotFound
 
         try:
@@ -204,18 +203,11 @@ class DockerRunner:
         context = job.workdir / "build" / tag.replace(":", "-")
         shutil.rmtree(context, ignore_errors=True)
         context.mkdir(parents=True)
-        site_packages, *local = sites
         try:
-            shutil.copytree(site_packages, context / "site-packages", symlinks=True)
-            # lock.wheels: the user's own packages (empty when there are none; the image layout is fixed)
-            if local:
-                shutil.copytree(local[0], context / "local-packages", symlinks=True)
-            else:
-                (context / "local-packages").mkdir()
+            # the lock and lock.wheels as pip lays them out in a venv; bin/python* are links to the
+            # base image's interpreter (dangling here): copied as links, COPY keeps them so
+            shutil.copytree(prefix, context / "prefix", symlinks=True)
             shutil.copytree(suite_root, context / "suite")
-            (context / "archmatrix-lock.pth").write_text(
-                lock_pth(("/opt/archmatrix/site-packages", "/opt/archmatrix/local-packages"))
-            )
             (context / "Dockerfile").write_text(dockerfile)
             # abandoned on interrupt: the engine cancels a build whose client is gone
             call_interruptible(client.images.build, path=str(context), tag=tag, platform=platform,

@@ -43,8 +43,8 @@ from ..suite import arch as arch_mod
 from ..suite.classify import NOISE
 from ..suite.elffile import file_arch
 from .base import Availability, LaneInfraError, LaneJob, Launch, Option, OptionError, lane_cpu_profile
-from .common import lane_env, stage_job_lock, stage_job_suite
-from .venv import check_interpreter, host_glibc, lane_interpreter, make_venv, no_interpreter, wanted_python
+from .common import lane_env, stage_job_suite
+from .venv import check_interpreter, lane_interpreter, make_venv, no_interpreter, wanted_python
 
 SETUP_HINT = f"{SETUP_SCRIPT} (or, as root: apt-get install qemu-user-static)"
 
@@ -168,9 +168,8 @@ class QemuRunner:
         # qemu's warnings about features it cannot emulate are noise, on the console too
         job = dataclasses.replace(job, progress=_filtered(job.progress))
 
-        staged = stage_job_lock(job, job.host.machine, host_glibc())
-        job.progress("preparing the venv")
-        bin_python = make_venv(python, job.workdir / "venvs", *staged.sites)
+        staged = make_venv(job, python, job.host.machine)  # the host lane's venv
+        bin_python = staged.python
         interpreter_arch = elf_arch(bin_python)
         if interpreter_arch != profile.arch:
             raise LaneInfraError(

@@ -1,33 +1,28 @@
 """The ``venv`` runner: the suite in a venv made for an interpreter on this host.
 
-The lock's wheels for this host's platform are staged once into a
-content-addressed site-packages (the same staging the foreign lanes use), and
-a venv without pip points at it through a ``.pth`` file. The venv does not
-see the interpreter's own site-packages, so what runs is exactly the lock.
-
-``lock.wheels`` (local wheel files: bring your own package) are staged the
-same way into a second content-addressed directory that the ``.pth`` adds
-too (:mod:`archmatrix.staging.lock`). The qemu runner reuses all of this:
-same staging, same venv; the docker runner the same staging.
+The lock's wheels for this host's platform (and ``lock.wheels``, the user's
+own) are installed once into a content-addressed venv without pip, as
+``pip install`` lays them out in a venv: site-packages, and ``lib/``,
+``share/``, ``include/``, ``bin/`` with the wheels' data, headers and scripts
+(:mod:`archmatrix.staging.lock`). The venv does not see the interpreter's own
+site-packages, so what runs is exactly the lock. The qemu runner reuses the
+same venv; the docker runner the same staging, for a prefix inside its image.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import platform
 from collections.abc import Mapping
-from pathlib import Path
 from typing import ClassVar
 
 from ..command import CommandError, run
 from ..hostfacts import HostFacts
 from ..model import LaneConfig, LaneTarget
-from ..staging.store import publish_dir
+from ..staging.lock import StagedLock
+from ..staging.prefix import PrefixSpec
 from .base import Availability, LaneInfraError, LaneJob, Launch, Option
 from .common import lane_env, stage_job_lock, stage_job_suite
-
-VENV_MARKER = ".archmatrix-complete"
 
 
 def wanted_python(lane: LaneConfig, host: HostFacts) -> str:
@@ -87,30 +82,20 @@ def host_glibc() -> tuple[int, int]:
     return (int(major), int(minor))
 
 
-def make_venv(python: str, root: Path, site_packages: Path, *extra_sites: Path) -> Path:
-    """A pip-less venv for ``python`` whose only packages are ``site_packages`` (and
-    ``extra_sites``); returns its python.
+def host_prefix(python: str, lock_python: str) -> PrefixSpec:
+    """The lane's environment is a venv of ``python`` (a host interpreter), used where it is staged."""
+    return PrefixSpec(lock_python, python)
 
-    Published by :func:`~archmatrix.staging.store.publish_dir`, so two lanes
-    sharing it (host and qemu) never see, or ``--clear``, a half-made venv.
+
+def make_venv(job: LaneJob, python: str, arch: str) -> StagedLock:
+    """The lane's venv for ``python``: the lock (and ``lock.wheels``) installed into it as ``pip install``
+    would, its ``bin/python`` the lane's interpreter (``sys.prefix`` is the venv).
+
+    Staged and published by :mod:`archmatrix.staging` (content-addressed), so two lanes
+    sharing it (host and qemu) never see a half-made venv.
     """
-    sites = [site_packages, *extra_sites]
-    key = hashlib.sha256("\0".join([python, *map(str, sites)]).encode()).hexdigest()[:16]
-    venv = root / key
-
-    def build(tmp: Path) -> None:
-        # the venv finds its prefix from its own location: building it elsewhere and moving it is fine
-        run([python, "-m", "venv", "--without-pip", tmp])
-        probe = "import sysconfig; print(sysconfig.get_path('purelib'))"
-        purelib = run([tmp / "bin" / "python", "-c", probe]).stdout
-        # addsitedir (not a bare path line) so the staged packages' own .pth files work too
-        Path(purelib.strip(), "archmatrix-lock.pth").write_text(
-            "".join(f"import site; site.addsitedir({str(site)!r})\n" for site in sites)
-        )
-        (tmp / VENV_MARKER).write_text("ok\n")
-
-    publish_dir(venv, build, marker=VENV_MARKER)
-    return venv / "bin" / "python"
+    wanted = wanted_python(job.lane, job.host) or job.config.lock.python
+    return stage_job_lock(job, arch, host_glibc(), host_prefix(python, wanted))
 
 
 class VenvRunner:
@@ -136,9 +121,8 @@ class VenvRunner:
             missing = no_interpreter(job.lane, job.host) or Availability.no("no interpreter")
             raise LaneInfraError(missing.reason, missing.hint)
         check_interpreter(python, wanted_python(job.lane, job.host))
-        staged = stage_job_lock(job, job.host.machine, host_glibc())
-        job.progress("preparing the venv")
-        bin_python = make_venv(python, job.workdir / "venvs", *staged.sites)
+        staged = make_venv(job, python, job.host.machine)
+        bin_python = staged.python
         suite_root, user_checks = stage_job_suite(job)
         env, removed = lane_env(os.environ, suite_root)
         return Launch(prefix=[str(bin_python)], env=env, env_removed=tuple(removed), staging=staged.staging,

@@ -1,13 +1,16 @@
-"""The lock staged as site-packages for a platform, on the host, from wheels only.
+"""The lock staged for a platform, on the host, from wheels only: a lane's whole environment.
 
 Containers and emulated lanes have no network, and pip under QEMU takes many
-minutes, so every Linux lane's packages are resolved and unpacked here,
-natively, with pip's cross-platform options, then put on the lane's path.
+minutes, so every Linux lane's wheels are fetched here, natively, with pip's
+cross-platform options (``pip download``), then installed with pypa's
+``installer`` into a venv-shaped prefix (:mod:`.prefix`): every file where
+``pip install`` in a venv of the lane's platform puts it, not only
+site-packages.
 
-``lock.wheels`` (local wheel files: bring your own package) are staged the
-same way into a second content-addressed directory. A local wheel of a project
-the lock also pins takes its place: the lock is staged without it (your build
-of numpy, not PyPI's).
+``lock.wheels`` (local wheel files: bring your own package) are installed into
+the same prefix after the lock's. A local wheel of a project the lock also pins
+takes its place: the lock is staged without it (your build of numpy, not
+PyPI's).
 """
 
 from __future__ import annotations
@@ -27,13 +30,21 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 from packaging.version import InvalidVersion
 
 from . import pip
+from .prefix import CONTAINER_PREFIX, PrefixSpec, install_wheels, make_venv_files, site_packages
 from .result import MARKER, MissingWheel, StagingError, StagingResult, read_marker, write_marker
 from .store import publish_dir
-from .tags import find_wheel, local_wheel_tags, marker_environment, supported_tags, target_name
+from .tags import (
+    find_wheel,
+    local_wheel_tags,
+    marker_environment,
+    python_tuple,
+    supported_tags,
+    target_name,
+)
 
 # Bump when the staging recipe changes what ends up in a staged directory: the
 # key changes, so stale directories are not reused.
-STAGING_VERSION = 2
+STAGING_VERSION = 3  # 3: a venv-shaped prefix installed by installer, not pip --target
 
 
 class LockLike(Protocol):
@@ -97,32 +108,19 @@ def staged_requirements(site_packages: Path) -> dict[str, list[str]]:
     return requires
 
 
-def stage_site_packages(
-    lock: LockLike,
-    arch: str,
-    glibc: tuple[int, int],
-    dest: Path,
-    *,
-    wheel_cache: Path,
-) -> StagingResult:
-    """Unpack the lock's wheels for ``arch``/``glibc`` into ``dest`` (a site-packages).
+@dataclass(frozen=True)
+class WheelSet:
+    """Wheel files chosen for one platform, and the rows they make (installed, missing)."""
 
-    ``dest`` should be named by :func:`staging_key`; when it already holds a
-    complete staging (its marker file), it is returned as is. Otherwise it is
-    published by :func:`~.store.publish_dir`, so an interrupted run never
-    leaves a directory that looks staged. Wheels are kept in ``wheel_cache``
-    (shared by all targets).
-    """
-    key = staging_key(lock, arch, glibc)
-    cached = read_marker(dest)
-    if cached is not None:
-        if cached.key != key:
-            raise StagingError(
-                f"{dest} holds a staging of other inputs (key {cached.key}, expected {key}); "
-                "name staging directories by staging_key()"
-            )
-        return cached
+    wheels: tuple[Path, ...] = ()
+    installed: Mapping[str, str] = dataclasses.field(default_factory=dict)  # name -> version
+    missing: tuple[MissingWheel, ...] = ()
+    key: str = ""  # content-derived: what decides the installed files
 
+
+def fetch_lock_wheels(lock: LockLike, arch: str, glibc: tuple[int, int], wheel_cache: Path) -> WheelSet:
+    """The lock's wheels for ``arch``/``glibc``, downloaded into ``wheel_cache`` (shared by all targets)
+    unless there already; a pin without a wheel for the platform is a missing row."""
     tags = supported_tags(lock.python, arch, glibc)
     target = target_name(lock.python, arch, glibc)
     target_args = pip.target_args(lock.python, arch, glibc)
@@ -153,18 +151,82 @@ def stage_site_packages(
                 )
         wheels.append(wheel)
         installed[name] = version
+    return WheelSet(tuple(wheels), installed, tuple(missing), staging_key(lock, arch, glibc))
 
-    result = StagingResult(site_packages=dest, installed=installed, missing=missing,
-                           wheels=sorted(w.name for w in wheels), key=key)
+
+def container_prefix(python: str) -> PrefixSpec:
+    """A Debian image's ``python3.X`` with the prefix at :data:`~.prefix.CONTAINER_PREFIX`."""
+    major, minor = python_tuple(python)
+    return PrefixSpec(f"{major}.{minor}", f"/usr/bin/python{major}.{minor}", CONTAINER_PREFIX)
+
+
+def stage_site_packages(
+    lock: LockLike,
+    arch: str,
+    glibc: tuple[int, int],
+    dest: Path,
+    *,
+    wheel_cache: Path,
+    spec: PrefixSpec | None = None,
+) -> StagingResult:
+    """The lock's wheels for ``arch``/``glibc`` installed into a venv-shaped prefix at ``dest``
+    (by default a container's, :func:`container_prefix`).
+
+    ``dest`` should be named by :func:`staging_key`; when it already holds a
+    complete staging (its marker file), it is returned as is.
+    """
+    return stage_prefix(lock, None, arch, glibc, dest, key=staging_key(lock, arch, glibc),
+                        wheel_cache=wheel_cache, spec=spec or container_prefix(lock.python))
+
+
+def stage_prefix(
+    lock: LockLike,
+    local: WheelSet | None,
+    arch: str,
+    glibc: tuple[int, int],
+    dest: Path,
+    *,
+    key: str,
+    wheel_cache: Path,
+    spec: PrefixSpec,
+) -> StagingResult:
+    """The lock's wheels, then ``local`` (the user's own), installed as pip installs them into a venv
+    of the lane's platform: the prefix ``dest``, laid out and made runnable as ``spec`` says.
+
+    ``key`` names everything that decides the contents; a ``dest`` already
+    holding a complete staging of that key is returned as is (no pip, no
+    install). Otherwise it is published by :func:`~.store.publish_dir`, so an
+    interrupted run never leaves a directory that looks staged.
+    """
+    cached = read_marker(dest)
+    if cached is not None:
+        if cached.key != key:
+            raise StagingError(
+                f"{dest} holds a staging of other inputs (key {cached.key}, expected {key}); "
+                "name staging directories by their key"
+            )
+        return cached
+
+    pinned = fetch_lock_wheels(lock, arch, glibc, wheel_cache)
+    local = local or WheelSet()
+    result = StagingResult(
+        site_packages=site_packages(dest, spec.python),
+        installed={**pinned.installed, **local.installed},
+        missing=[*pinned.missing, *local.missing],
+        wheels=sorted(w.name for w in (*pinned.wheels, *local.wheels)),
+        key=key,
+    )
 
     def build(tmp: Path) -> None:
         nonlocal result
-        if wheels:
-            pip.install(wheels, tmp, target_args)
-        unmet = unmet_requirements(staged_requirements(tmp), lock.packages,
+        make_venv_files(tmp, spec)
+        install_wheels(pinned.wheels, tmp, spec, published=dest)
+        # the lock's own consistency: installed without dependencies, every lane gets exactly the pins
+        unmet = unmet_requirements(staged_requirements(site_packages(tmp, spec.python)), lock.packages,
                                    marker_environment(lock.python, arch))
+        install_wheels(local.wheels, tmp, spec, published=dest)
         result = dataclasses.replace(result, unmet=unmet)
-        write_marker(tmp, result)  # last: its presence means "complete"
+        write_marker(tmp, result, dest)  # last: its presence means "complete"
 
     if publish_dir(dest, build, marker=MARKER):
         return result
@@ -203,10 +265,9 @@ def local_projects(files: Sequence[Path]) -> set[str]:
     return names
 
 
-def stage_local_wheels(
-    files: Sequence[Path], python_version: str, arch: str, glibc: tuple[int, int], workdir: Path
-) -> StagingResult:
-    """Stage the local wheels that fit this platform into their own content-addressed site-packages.
+def select_local_wheels(files: Sequence[Path], python_version: str, arch: str,
+                        glibc: tuple[int, int]) -> WheelSet:
+    """The local wheels that fit this platform (the best-ranked per project).
 
     A project with local wheels but none for this platform is a ``no-wheel``
     row, like a locked PyPI package without one. Never reaches the network.
@@ -224,36 +285,21 @@ def stage_local_wheels(
         if ranks and (str(name) not in best or min(ranks) < best[str(name)][0]):
             best[str(name)] = (min(ranks), path, str(version))
     target = target_name(python_version, arch, glibc)
-    missing = [
+    missing = tuple(
         MissingWheel(name, version, target, f"none of the local wheels for {name} fits {target}")
         for name, version in sorted(seen.items()) if name not in best
-    ]
+    )
     # named by the wheels' contents: a rebuilt wheel of the same version is restaged
     digest = hashlib.sha256(f"{python_version}\0{arch}\0{glibc}".encode())
     for project in sorted(best):
         digest.update(best[project][1].name.encode())
         digest.update(hashlib.sha256(best[project][1].read_bytes()).digest())
-    key = digest.hexdigest()[:16]
-    dest = workdir / "site-packages" / f"{arch}-local-{key}"
-    cached = read_marker(dest)
-    if cached is not None:
-        return cached
-    result = StagingResult(
-        site_packages=dest,
+    return WheelSet(
+        wheels=tuple(best[project][1] for project in sorted(best)),
         installed={name: version for name, (_r, _p, version) in sorted(best.items())},
         missing=missing,
-        wheels=sorted(path.name for _r, path, _v in best.values()),
-        key=key,
+        key=digest.hexdigest()[:16],
     )
-
-    def build(tmp: Path) -> None:
-        if best:
-            pip.install([path for _r, path, _v in best.values()], tmp,
-                        pip.target_args(python_version, arch, glibc, f"linux_{arch}"), what="lock.wheels")
-        write_marker(tmp, result)  # last: its presence means "complete"
-
-    publish_dir(dest, build, marker=MARKER)  # a concurrent run staging the same wheels: identical
-    return result
 
 
 # --- the lock for one platform ----------------------------------------------------------------
@@ -261,10 +307,15 @@ def stage_local_wheels(
 
 @dataclass(frozen=True)
 class StagedLock:
-    """The lock staged for one platform: what goes on the venv's path, and the per-package rows."""
+    """The lock (and ``lock.wheels``) staged for a lane: its venv-shaped prefix, and the package rows."""
 
     staging: StagingResult  # lock and local wheels together (for the wheel.<pkg> rows)
-    sites: tuple[Path, ...]  # site-packages directories, in path order
+    prefix: Path  # the environment: pyvenv.cfg, bin/, lib/pythonX.Y/site-packages, lib/, include/, share/
+
+    @property
+    def python(self) -> Path:
+        """The prefix's interpreter (host lanes; a container's points into the image)."""
+        return self.prefix / "bin" / "python"
 
 
 class LockWithWheels(LockLike, Protocol):
@@ -279,9 +330,11 @@ def stage_lock(
     glibc: tuple[int, int],
     workdir: Path,
     progress: Callable[[str], None] = lambda line: None,
+    *,
+    spec: PrefixSpec,
 ) -> StagedLock:
     """Stage the lock's wheels (and ``lock.wheels``, relative to ``config_dir``) for ``arch``/``glibc``
-    under ``workdir``. Raises :class:`StagingError`."""
+    into a prefix under ``workdir`` that ``spec``'s interpreter runs. Raises :class:`StagingError`."""
     progress(f"staging the lock for {arch} (glibc {glibc[0]}.{glibc[1]})")
     files = local_wheel_files(lock.wheels, config_dir)
     # a project the user brings as a local wheel is not also staged from the lock
@@ -290,20 +343,12 @@ def stage_lock(
     if replaced:
         kept = {n: v for n, v in lock.packages.items() if canonicalize_name(n) not in replaced}
         pins = _Pins(lock.python, kept)
-    dest = workdir / "site-packages" / f"{arch}-{staging_key(pins, arch, glibc)}"
-    staging = stage_site_packages(pins, arch, glibc, dest, wheel_cache=workdir / "wheels")
-    local = stage_local_wheels(files, lock.python, arch, glibc, workdir) if files else None
-    if local is None:
-        return StagedLock(staging, (staging.site_packages,))
-    merged = StagingResult(
-        site_packages=staging.site_packages,
-        installed={**staging.installed, **local.installed},
-        missing=[*staging.missing, *local.missing],
-        wheels=[*staging.wheels, *local.wheels],
-        from_cache=staging.from_cache and local.from_cache,
-        key=staging.key,
-    )
-    return StagedLock(merged, (staging.site_packages, local.site_packages))
+    local = select_local_wheels(files, lock.python, arch, glibc) if files else None
+    facts = [STAGING_VERSION, staging_key(pins, arch, glibc), local.key if local else "", *spec.facts()]
+    key = hashlib.sha256(json.dumps(facts).encode()).hexdigest()[:16]
+    dest = workdir / "prefixes" / f"{arch}-{key}"
+    staging = stage_prefix(pins, local, arch, glibc, dest, key=key, wheel_cache=workdir / "wheels", spec=spec)
+    return StagedLock(staging, dest)
 
 
 @dataclass(frozen=True)

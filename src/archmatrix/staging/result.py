@@ -25,7 +25,7 @@ class MissingWheel:
 
 @dataclass(frozen=True)
 class StagingResult:
-    site_packages: Path
+    site_packages: Path  # the staged site-packages (inside the staged prefix)
     installed: dict[str, str] = field(default_factory=dict)  # name -> version
     missing: list[MissingWheel] = field(default_factory=list)
     wheels: list[str] = field(default_factory=list)  # file names actually installed
@@ -36,7 +36,9 @@ class StagingResult:
     unmet: list[str] = field(default_factory=list)
 
 
-def write_marker(directory: Path, result: StagingResult) -> None:
+def write_marker(directory: Path, result: StagingResult, published: Path | None = None) -> None:
+    """Record ``result`` in ``directory`` (built in place of ``published``, where it will be renamed to)."""
+    root = published or directory
     data = {
         "schema": 1,
         "key": result.key,
@@ -44,6 +46,9 @@ def write_marker(directory: Path, result: StagingResult) -> None:
         "wheels": result.wheels,
         "missing": [asdict(m) for m in result.missing],
         "unmet": result.unmet,
+        # where the site-packages is inside the staged directory (a venv-shaped prefix)
+        "site_packages": (str(result.site_packages.relative_to(root))
+                          if result.site_packages.is_relative_to(root) else "."),
     }
     (directory / MARKER).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
@@ -53,7 +58,7 @@ def read_marker(dest: Path) -> StagingResult | None:
     try:
         data = json.loads((dest / MARKER).read_text())
         return StagingResult(
-            site_packages=dest,
+            site_packages=dest / str(data.get("site_packages", ".")),
             installed=dict(data["installed"]),
             missing=[MissingWheel(**m) for m in data["missing"]],
             wheels=list(data["wheels"]),
@@ -64,3 +69,4 @@ def read_marker(dest: Path) -> StagingResult | None:
     except (OSError, ValueError, KeyError, TypeError):
         # Absent, cut short or of another format: not a staging we can trust.
         return None
+
