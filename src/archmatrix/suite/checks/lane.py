@@ -23,9 +23,7 @@ def lane_self(ctx: CheckContext) -> None:
     absent = [str(name) for name in claim.get("absent") or ()]
     names = selfcheck.features()
     parent = selfcheck.probe_all(names)
-    children: dict[str, dict[str, str] | str] = {}
-    if names:
-        children = {"subprocess": selfcheck.in_subprocess(names), "spawn": selfcheck.in_spawned(names)}
+    children = selfcheck.children(names) if names else {}
     for name, found in parent.items():
         ctx.record(f"cpu.{name}", found)
     for how, seen in children.items():

@@ -27,6 +27,7 @@ import platform
 import signal
 import subprocess
 import sys
+import types
 from collections.abc import Iterable, Mapping, Sequence
 
 from .. import arch as arch_mod
@@ -86,28 +87,64 @@ def probe_all(names: Iterable[str]) -> dict[str, str]:
     return {name: probe(name) for name in names}
 
 
-def in_subprocess(names: Sequence[str]) -> dict[str, str] | str:
-    """The probes in ``subprocess.run([sys.executable, …])``; the error text when that child failed."""
+def start_subprocess(names: Sequence[str]) -> subprocess.Popen[str] | str:
+    """The probes in a ``subprocess`` of ``sys.executable``, started (``-S``: no site, the suite is on
+    PYTHONPATH; which CPU the process runs on is all that matters here)."""
     code = ("import json, sys; from archmatrix.suite.lane.selfcheck import probe_all; "
             "print(json.dumps(probe_all(sys.argv[1:])))")
     try:
-        done = subprocess.run([sys.executable, "-c", code, *names], capture_output=True, text=True,
-                              timeout=CHILD_TIMEOUT, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
+        return subprocess.Popen([sys.executable, "-S", "-c", code, *names], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    except OSError as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
+def finish_subprocess(proc: subprocess.Popen[str] | str) -> dict[str, str] | str:
+    """What the started subprocess found; the error text when it failed."""
+    if isinstance(proc, str):
+        return proc
+    try:
+        out, err = proc.communicate(timeout=CHILD_TIMEOUT)
+    except subprocess.TimeoutExpired as exc:
+        proc.kill()
+        proc.communicate()
         return f"{type(exc).__name__}: {exc}"
     try:
-        return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+        return dict(json.loads(out.strip().splitlines()[-1]))
     except (ValueError, IndexError):
-        return f"exit status {done.returncode}: {done.stderr.strip()[-300:]}"
+        return f"exit status {proc.returncode}: {err.strip()[-300:]}"
+
+
+def in_subprocess(names: Sequence[str]) -> dict[str, str] | str:
+    """The probes in ``subprocess`` of ``sys.executable``; the error text when that child failed."""
+    return finish_subprocess(start_subprocess(names))
 
 
 def in_spawned(names: Sequence[str]) -> dict[str, str] | str:
-    """The probes in a ``multiprocessing`` child started by ``spawn`` (a fresh ``sys.executable``)."""
+    """The probes in a ``multiprocessing`` child started by ``spawn`` (a fresh ``sys.executable``).
+
+    The child would first re-import this program's ``__main__`` (the whole
+    suite engine, seconds under emulation); it needs nothing of it, so the
+    spawn is prepared from an empty ``__main__`` (this runs in a forked check
+    child: nothing else sees the swap).
+    """
+    real_main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
     try:
         with multiprocessing.get_context("spawn").Pool(1) as pool:
             return dict(pool.apply_async(probe_all, (list(names),)).get(CHILD_TIMEOUT))
     except Exception as exc:  # the child could not start or report: say what happened
         return f"{type(exc).__name__}: {exc}"
+    finally:
+        if real_main is not None:
+            sys.modules["__main__"] = real_main
+
+
+def children(names: Sequence[str]) -> dict[str, dict[str, str] | str]:
+    """The probes in a ``subprocess`` and a ``spawn`` child, side by side (each a fresh interpreter)."""
+    started = start_subprocess(names)
+    spawned = in_spawned(names)
+    return {"subprocess": finish_subprocess(started), "spawn": spawned}
 
 
 def judge(
