@@ -72,6 +72,7 @@ def test_every_child_of_the_noavx_lane_runs_without_avx2(matrix: dict[str, Any])
     everywhere = cell(matrix["linux-x86_64-noavx"], "children_checks.avx2_everywhere")
     assert everywhere["outcome"] == "pass", everywhere
     assert {where: everywhere["metrics"][f"avx2.{where}"] for where in WHERE} == dict.fromkeys(WHERE, False)
+    assert everywhere["metrics"]["avx2.path_python3"] is False  # `python3` on the lane's PATH too
     native = cell(matrix["host"], "children_checks.avx2_everywhere")
     assert {where: native["metrics"][f"avx2.{where}"] for where in WHERE} == dict.fromkeys(WHERE, True)
 

@@ -30,6 +30,7 @@ import dataclasses
 import os
 import re
 import shlex
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -85,6 +86,21 @@ def install_launcher(qemu: str, profile: CpuProfile, bin_python: Path) -> Path:
     tmp.chmod(0o755)
     os.replace(tmp, launcher)
     return launcher
+
+
+def launcher_path_dir(launcher: Path, version: str) -> Path:
+    """A directory of ``python``, ``python3``, ``python3.X`` links to the launcher, put first on the lane's
+    PATH: a child started as plain ``python3`` stays on the emulated CPU too (the launcher names itself
+    to qemu, so a link to it works)."""
+    directory = launcher.parent.parent / f"bin-{launcher.name}"
+    directory.mkdir(exist_ok=True)
+    for name in ("python", "python3", f"python{version}"):
+        link = directory / name
+        if not link.is_symlink():
+            tmp = directory / f".{name}.{os.getpid()}.{threading.get_ident()}"
+            tmp.symlink_to(launcher)
+            os.replace(tmp, link)
+    return directory
 
 
 def emulator_name(qemu: str) -> str:
@@ -181,8 +197,13 @@ class QemuRunner:
         suite_root, user_checks = stage_job_suite(job)
         env, removed = lane_env(os.environ, suite_root)
         contained = job.lane.options.get("contain_children", True)
-        prefix = ([str(install_launcher(qemu, profile, bin_python))] if contained
-                  else qemu_command(qemu, profile, str(bin_python)))
+        prefix = qemu_command(qemu, profile, str(bin_python))
+        if contained:
+            launcher = install_launcher(qemu, profile, bin_python)
+            prefix = [str(launcher)]
+            version = wanted_python(job.lane, job.host) or f"{sys.version_info[0]}.{sys.version_info[1]}"
+            env["PATH"] = os.pathsep.join(filter(None, [str(launcher_path_dir(launcher, version)),
+                                                        env.get("PATH")]))
         return Launch(
             prefix=prefix, env=env, env_removed=tuple(removed), cpu=profile,
             staging=staged.staging, user_checks=user_checks,
