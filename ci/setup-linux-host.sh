@@ -64,10 +64,12 @@ done
 if ((${#missing[@]})); then
     say "installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
+    # wait for another apt/dpkg run (unattended upgrades, a parallel setup) instead of failing at once
+    apt_wait=(-o DPkg::Lock::Timeout=300)
+    apt-get "${apt_wait[@]}" update -qq
     # No recommends: they pull in apparmor, needrestart, binfmt-support and
     # systemd hooks that we neither need nor want (binfmt is registered below).
-    apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    apt-get "${apt_wait[@]}" install -y -qq --no-install-recommends "${missing[@]}"
 else
     say "packages already installed: ${PACKAGES[*]}"
 fi
