@@ -29,6 +29,7 @@ import subprocess
 import sys
 import types
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 
 from .. import arch as arch_mod
 
@@ -88,13 +89,19 @@ def probe_all(names: Iterable[str]) -> dict[str, str]:
 
 
 def start_subprocess(names: Sequence[str]) -> subprocess.Popen[str] | str:
-    """The probes in a ``subprocess`` of ``sys.executable``, started (``-S``: no site, the suite is on
-    PYTHONPATH; which CPU the process runs on is all that matters here)."""
+    """The probes in a ``subprocess`` of ``sys.executable``, started.
+
+    ``-S`` (no site: its .pth files cost time under emulation, and which CPU
+    the process runs on is all that matters here), with this module's own
+    package root on PYTHONPATH so the child finds it wherever it was installed.
+    """
     code = ("import json, sys; from archmatrix.suite.lane.selfcheck import probe_all; "
             "print(json.dumps(probe_all(sys.argv[1:])))")
+    root = str(Path(__file__).resolve().parents[3])  # …/archmatrix/suite/lane/selfcheck.py
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
     try:
         return subprocess.Popen([sys.executable, "-S", "-c", code, *names], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+                                stderr=subprocess.PIPE, text=True, env=env)
     except OSError as exc:
         return f"{type(exc).__name__}: {exc}"
 
