@@ -7,6 +7,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from ..diff import MatrixDiff
 from ..matrix import Matrix
 from . import markdown
 from .escape import terminal_lines
@@ -26,7 +27,8 @@ def error_annotations(matrix: Matrix) -> list[str]:
     return lines
 
 
-def publish(matrix: Matrix, env: Mapping[str, str] | None = None, *, annotate: bool = True) -> list[str]:
+def publish(matrix: Matrix, env: Mapping[str, str] | None = None, *, annotate: bool = True,
+            diff: MatrixDiff | None = None) -> list[str]:
     """When running in Actions: append the summary and return the annotation lines to print."""
     env = os.environ if env is None else env
     if env.get("GITHUB_ACTIONS") != "true":
@@ -35,7 +37,7 @@ def publish(matrix: Matrix, env: Mapping[str, str] | None = None, *, annotate: b
     if summary:
         try:
             with Path(summary).open("a", encoding="utf-8") as fh:
-                fh.write(markdown.render(matrix) + "\n")
+                fh.write(markdown.render(matrix, diff=diff) + "\n")
         except OSError as exc:
             # the summary is a nicety: the annotations and the exit status still go out
             print(terminal_lines(f"archmatrix: cannot write the job summary GITHUB_STEP_SUMMARY={summary} "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..diff import MatrixDiff
 from ..matrix import Matrix
 from ..speed import pool_curves
 from .escape import html as escape
@@ -20,13 +21,17 @@ figure.plot{margin:1em 0}figure.plot svg{max-width:100%;height:auto}p.hint{color
 
 
 def render(
-    matrix: Matrix, *, title: str = "archmatrix compatibility matrix", plots: bool | None = None
+    matrix: Matrix, *, title: str = "archmatrix compatibility matrix", plots: bool | None = None,
+    diff: MatrixDiff | None = None,
 ) -> str:
     """The page; ``plots`` as in :func:`.plots.scaling_section` (None: a plot when matplotlib is there)."""
     table = build_table(matrix)
     h = [f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>{escape(title)}</title>",
          f"<style>{STYLE}</style></head><body><h1>{escape(title)}</h1>",
          f"<p>generated {escape(matrix.generated)}</p>"]
+    if diff is not None:
+        h.append(f"<section id=diff><h2>{escape(diff.summary())}</h2>")
+        h.append("<ul>" + "".join(f"<li>{escape(line)}</li>" for line in diff.lines()) + "</ul></section>")
     if table.lanes:
         h.append("<table><thead><tr><th></th>")
         h.extend(f"<th>{escape(ln.lane)}</th>" for ln in table.lanes)

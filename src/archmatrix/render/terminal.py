@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
+from ..diff import MatrixDiff
 from ..matrix import Matrix
 from .escape import no_commands, terminal
 from .table import build_table, finding_lines, skipped_lines
@@ -11,9 +12,14 @@ from .table import build_table, finding_lines, skipped_lines
 COLUMN_WIDTH = 30  # wrap long facts (BLAS paths, feature lists) inside a lane's column
 
 
-def render(matrix: Matrix) -> str:
+def diff_text(diff: MatrixDiff) -> str:
+    """What changed since the baseline: the counts, then one line per change (printed first)."""
+    return "\n".join(terminal(line) for line in [diff.summary(), *(f"  {ln}" for ln in diff.lines())])
+
+
+def render(matrix: Matrix, *, diff: MatrixDiff | None = None) -> str:
     table = build_table(matrix)
-    parts = []
+    parts = [diff_text(diff)] if diff is not None else []
     if table.lanes:
         data = (*table.header_rows, *table.check_rows, table.summary_row)
         rows = [[terminal(c) for c in row] for row in data]
