@@ -58,6 +58,8 @@ def _add_report_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fail-on", choices=("any", "new"), default="any",
                    help="any: a failing required lane fails the run; new: only failures the baseline did "
                         "not have (needs --baseline; default: %(default)s)")
+    p.add_argument("--all-rows", action="store_true",
+                   help="print every check row (default: only rows some lane did not pass, failing first)")
 
 
 def load_baseline(args: argparse.Namespace) -> Matrix | None:
@@ -259,7 +261,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     matrix = outcome.matrix
     diff = compare(matrix, baseline) if baseline is not None else None
     paths = write_all(matrix, args.results, diff=diff)
-    print(terminal.render(matrix, diff=diff))
+    print(terminal.render(matrix, diff=diff, all_rows=getattr(args, "all_rows", False)))
     for line in github.publish(matrix, annotate=not args.no_annotations, diff=diff):
         print(line)
     print(terminal_lines("reports: " + ", ".join(str(p) for p in paths.values())), file=sys.stderr)
@@ -305,7 +307,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.directory}: no lane result files found")
     diff = compare(matrix, baseline) if baseline is not None else None
     write_all(matrix, args.out or args.directory, diff=diff)
-    print(terminal.render(matrix, diff=diff))
+    print(terminal.render(matrix, diff=diff, all_rows=args.all_rows))
     for line in github.publish(matrix, diff=diff):
         print(line)
     for problem in problems:

@@ -228,6 +228,38 @@ def test_terminal_table_has_a_column_per_lane_that_ran() -> None:
     assert "macos-arm64" not in header  # skipped lanes are listed below, not columns
 
 
+def _three_failing_rows() -> Matrix:
+    host, noavx = host_lane(), noavx_lane()
+    noavx.checks[3] = CheckResult("sklearn.linear_regression", Outcome.SEGFAULT, message="boom")
+    host.checks.append(CheckResult("fft.roundtrip", Outcome.SKIPPED, message="n/a"))
+    return build([host, noavx], now=NOW)
+
+
+def _check_lines(text: str) -> list[str]:
+    ids = ("import.numpy", "blas.gemm", "linalg.solve", "sklearn.linear_regression", "fft.roundtrip")
+    return [line for line in text.splitlines() if line.startswith("│ ") and line.split()[1] in ids]
+
+
+def test_terminal_table_has_no_rules_between_rows_and_failing_rows_first() -> None:
+    text = terminal.render(_three_failing_rows())
+    lines = text.splitlines()
+    checks = _check_lines(text)
+    # failing rows first, then the rows some lane skipped or did not run; all-pass rows left out
+    assert [line.split()[1] for line in checks] == ["blas.gemm", "sklearn.linear_regression", "fft.roundtrip"]
+    first, last = lines.index(checks[0]), lines.index(checks[-1])
+    assert last - first == len(checks) - 1  # consecutive lines: no rule between rows
+    assert "2 more checks not shown: ✔ pass in every lane (--all-rows shows them)" in lines
+    # one rule between the facts and the checks, one before the summary, none inside the facts
+    assert sum(line.startswith("├") for line in lines) == 3  # and one under the header
+
+
+def test_terminal_all_rows_shows_every_check_failing_first() -> None:
+    text = terminal.render(_three_failing_rows(), all_rows=True)
+    assert [line.split()[1] for line in _check_lines(text)] == [
+        "blas.gemm", "sklearn.linear_regression", "import.numpy", "linalg.solve", "fft.roundtrip"]
+    assert "not shown" not in text
+
+
 def test_empty_matrix() -> None:
     empty = build([], now=NOW)
     assert "no lane ran" in terminal.render(empty)
