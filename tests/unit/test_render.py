@@ -397,6 +397,43 @@ def test_html_escapes_markup() -> None:
     assert "&lt;img src=x onerror=alert(1)&gt;" in text
 
 
+def test_html_dashboard_status_tiles_failing_first_filter_and_facts_panel() -> None:
+    page = html.render(_three_failing_rows())
+    # the overall status and one tile per lane, with platform, how it runs, status and counts
+    assert "<span class='status s-red'>1/2 lanes pass</span>" in page
+    assert page.count("<div class='tile ") == 2
+    assert ("<div class='tile t-red'><b>linux-x86_64-noavx</b><span>Linux x86_64 · QEMU Westmere</span>"
+            "<span class=st>illegal-instruction</span><span>2/4 pass, 2 failed</span></div>") in page
+    # failing rows first, each marked for the CSS-only filter (no script, nothing fetched)
+    rows = [part.split("<th>")[1].split("</th>")[0] for part in page.split("<tr class='check")[1:]]
+    assert rows == ["blas.gemm", "sklearn.linear_regression", "import.numpy", "linalg.solve", "fft.roundtrip"]
+    assert "<tr class='check fails'><th>blas.gemm</th>" in page
+    assert "<tr class='check'><th>import.numpy</th>" in page
+    assert "id=show-fail" in page and "#show-fail:checked~table tr.check:not(.fails){display:none}" in page
+    assert "<script" not in page and "http://" not in page and "https://" not in page
+    # passing cells have no evidence link; failing ones do
+    assert "<td class='pass'>✔ pass</td>" in page
+    assert page.count("<details><summary>") == 3  # gemm, the segfault, the skipped fft
+    # the facts in one collapsible panel, after the checks
+    facts = page.index("<details class=facts><summary>Lane facts (platform, how, python")
+    assert facts > page.index("<table class=matrix>")
+    assert page.index("openblas 0.3.30 (Nehalem)") > facts
+
+
+def test_html_marks_what_changed_since_the_baseline() -> None:
+    baseline = build([host_lane(), noavx_lane()], now=NOW)
+    current = _three_failing_rows()
+    from archmatrix.diff import compare
+
+    page = html.render(current, diff=compare(current, baseline))
+    assert page.index("<section class='diff' id=diff><h2>since the baseline: 1 new failure") < page.index(
+        "<table class=matrix>")
+    assert "<tr class='check fails changed'><th>sklearn.linear_regression</th>" in page
+    assert "<td class='fail changed' title='boom'>" in page
+    assert "id=show-changed" in page
+    assert "id=show-changed" not in html.render(current)
+
+
 def test_markdown_escapes_pipes_and_keeps_rows_intact() -> None:
     text = markdown.render(hostile_matrix())
     assert "warning with a \\| pipe" in text
