@@ -31,6 +31,13 @@ case "$(uname -m)" in
     x86_64) PACKAGES+=(gcc gcc-aarch64-linux-gnu libc6-dev-arm64-cross) ;;
     aarch64) PACKAGES+=(gcc gcc-x86-64-linux-gnu libc6-dev-amd64-cross) ;;
 esac
+# The HTML report's browser test (tests/integration/test_html_browser.py) renders
+# the page in headless Chromium: any Chromium or Chrome already there is used
+# (GitHub's runners ship one), else the distribution's chromium is installed.
+if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null \
+        && ! command -v google-chrome >/dev/null && ! command -v google-chrome-stable >/dev/null; then
+    PACKAGES+=(chromium)
+fi
 BINFMT_DIR=/proc/sys/fs/binfmt_misc
 
 say() { printf 'setup-linux-host: %s\n' "$*"; }

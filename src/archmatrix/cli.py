@@ -51,6 +51,38 @@ def _add_probes(p: argparse.ArgumentParser) -> None:
                    help="in GitHub Actions, print no ::error annotations (the job summary is still written)")
 
 
+def _add_report_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--baseline", type=Path, default=None, metavar="DIR",
+                   help="compare every cell with this earlier matrix (a results directory or matrix.json, "
+                        "e.g. the default branch's): new failures, fixed, changed root cause, printed first")
+    p.add_argument("--fail-on", choices=("any", "new"), default="any",
+                   help="any: a failing required lane fails the run; new: only failures the baseline did "
+                        "not have (needs --baseline; default: %(default)s)")
+    p.add_argument("--all-rows", action="store_true",
+                   help="print every check row (default: only rows some lane did not pass, failing first)")
+
+
+def load_baseline(args: argparse.Namespace) -> Matrix | None:
+    """The ``--baseline`` matrix, read before any lane runs (a wrong path fails at once)."""
+    from .results import load_matrix
+    from .suite.result import ResultFileError
+
+    path: Path | None = getattr(args, "baseline", None)
+    if path is None:
+        if getattr(args, "fail_on", "any") == "new":
+            raise UsageError("--fail-on new needs --baseline DIR (the matrix to compare with)")
+        return None
+    if not path.exists():
+        raise UsageError(f"--baseline {path}: no such file or directory")
+    try:
+        baseline = load_matrix(path)
+    except ResultFileError as exc:
+        raise ResultsError(f"--baseline: {exc}") from None
+    if not baseline.lanes:
+        raise UsageError(f"--baseline {path}: no matrix.json and no lane result files")
+    return baseline
+
+
 def _add_own_packages(p: argparse.ArgumentParser) -> None:
     # a one-off run for your own wheels, without editing the config
     p.add_argument("--wheel", action="append", dest="wheels", default=[], metavar="PATH", type=Path,
@@ -98,6 +130,7 @@ def parser() -> argparse.ArgumentParser:
                    help="run only this lane (repeatable)")
     _add_own_packages(m)
     _add_probes(m)
+    _add_report_options(m)
 
     ln = sub.add_parser("lane", help="run one lane (fails when this host cannot run it)")
     ln.add_argument("lane_id", metavar="ID")
@@ -111,6 +144,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--config", type=Path, default=None,
                    help="for the lock and lane order (default: ci/matrix.yaml when present)")
     r.add_argument("--out", type=Path, default=None, help="where to write the reports (default: DIRECTORY)")
+    _add_report_options(r)
 
     pl = sub.add_parser("plan", help="show which lanes this host can run, and why not")
     _add_config(pl)
@@ -204,6 +238,8 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
+    from .diff import compare
+    from .diff import exit_code as fail_on_new
     from .hostfacts import detect
     from .orchestrate import run_matrix
     from .outputs import write_all
@@ -219,17 +255,19 @@ def cmd_matrix(args: argparse.Namespace) -> int:
             cfg.lane(lane_id)  # unknown lane → ConfigError with a suggestion
     if args.results.exists() and not args.results.is_dir():
         raise UsageError(f"{args.results}: not a directory (--results is where lane results go)")
+    baseline = load_baseline(args)
     host = detect()
     outcome = run_matrix(cfg, host, results_dir=args.results, workdir=args.workdir, only=only)
     matrix = outcome.matrix
-    paths = write_all(matrix, args.results)
-    print(terminal.render(matrix))
-    for line in github.publish(matrix, annotate=not args.no_annotations):
+    diff = compare(matrix, baseline) if baseline is not None else None
+    paths = write_all(matrix, args.results, diff=diff)
+    print(terminal.render(matrix, diff=diff, all_rows=getattr(args, "all_rows", False)))
+    for line in github.publish(matrix, annotate=not args.no_annotations, diff=diff):
         print(line)
     print(terminal_lines("reports: " + ", ".join(str(p) for p in paths.values())), file=sys.stderr)
     if outcome.interrupted:
         return ExitCode.INTERRUPTED
-    code = matrix.exit_code()
+    code = fail_on_new(matrix, diff) if diff is not None and args.fail_on == "new" else matrix.exit_code()
     if only and code == ExitCode.OK:
         # a lane asked for by name that could not run is not a success (CI fans lanes out)
         skipped = [ln for ln in matrix.lanes if ln.status == LaneStatus.SKIPPED]
@@ -250,12 +288,15 @@ def _results_dir(directory: Path) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from .diff import compare
+    from .diff import exit_code as fail_on_new
     from .outputs import write_all
     from .render import github, terminal
     from .render.escape import terminal_lines
     from .results import load_matrix
 
     _results_dir(args.directory)
+    baseline = load_baseline(args)
     cfg = None
     config_path = args.config or (config_mod.DEFAULT_CONFIG if config_mod.DEFAULT_CONFIG.exists() else None)
     if config_path is not None:
@@ -264,13 +305,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     problems = matrix.problems
     if not matrix.lanes and not problems:
         raise UsageError(f"{args.directory}: no lane result files found")
-    write_all(matrix, args.out or args.directory)
-    print(terminal.render(matrix))
-    for line in github.publish(matrix):
+    diff = compare(matrix, baseline) if baseline is not None else None
+    write_all(matrix, args.out or args.directory, diff=diff)
+    print(terminal.render(matrix, diff=diff, all_rows=args.all_rows))
+    for line in github.publish(matrix, diff=diff):
         print(line)
     for problem in problems:
         print(terminal_lines(f"archmatrix: skipped unreadable result file: {problem}"), file=sys.stderr)
-    code = matrix.exit_code()
+    code = fail_on_new(matrix, diff) if diff is not None and args.fail_on == "new" else matrix.exit_code()
     return code if code != ExitCode.OK else (ExitCode.BAD_RESULTS if problems else ExitCode.OK)
 
 

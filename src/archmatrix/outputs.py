@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .diff import MatrixDiff
 from .errors import UsageError
 from .matrix import Matrix
 from .render import html, junit, markdown
@@ -17,11 +18,15 @@ OUTPUT_NAMES = {
 }
 
 
-def write_all(matrix: Matrix, directory: Path) -> dict[str, Path]:
-    """Every report into ``directory`` (created); a directory that cannot take them is a UsageError."""
+def write_all(matrix: Matrix, directory: Path, *, diff: MatrixDiff | None = None) -> dict[str, Path]:
+    """Every report into ``directory`` (created); a directory that cannot take them is a UsageError.
+
+    ``diff``, the comparison with a baseline, goes at the top of the markdown and the HTML.
+    """
     paths = {kind: directory / name for kind, name in OUTPUT_NAMES.items()}
     # rendered first, so a renderer's bug cannot leave half the reports old and half new
-    texts = {"markdown": markdown.render(matrix), "html": html.render(matrix), "junit": junit.render(matrix)}
+    texts = {"markdown": markdown.render(matrix, diff=diff), "html": html.render(matrix, diff=diff),
+             "junit": junit.render(matrix)}
     try:
         directory.mkdir(parents=True, exist_ok=True)
         matrix.save(paths["json"])

@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "example" / "matrix.json"
-# archmatrix's own annotations: the only stdout lines allowed to start with "::"
-OWN_ANNOTATION = "::error title=archmatrix "
+# archmatrix's own annotations: the only stdout lines allowed to start with "::" (an ::error per
+# failing lane, one ::notice with the totals)
+OWN_ANNOTATION = ("::error title=archmatrix ", "::notice title=archmatrix totals::")
+OWN_NOTICE = OWN_ANNOTATION[1]
 
 
 def example_lane() -> dict[str, Any]:
@@ -39,6 +41,11 @@ class Run:
         """stdout lines the GitHub runner would read as workflow commands (it trims leading blanks)."""
         lines = self.stdout.replace("\r", "\n").split("\n")
         return [ln for ln in lines if ln.lstrip().startswith("::")]
+
+    @property
+    def error_lines(self) -> list[str]:
+        """The command lines that are not archmatrix's one notice."""
+        return [ln for ln in self.command_lines if not ln.startswith(OWN_NOTICE)]
 
 
 def cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60,

@@ -66,11 +66,11 @@ def test_a_warning_cannot_inject_workflow_commands(tmp_path: Path) -> None:
     assert run.code == 1, run.stderr
     assert "Traceback" not in run.stderr
     assert all(ln.startswith(OWN_ANNOTATION) for ln in run.command_lines), run.command_lines
-    assert len(run.command_lines) == 1
+    assert len(run.error_lines) == 1
     assert ("host: warning: x\\x0a::error::injected\\x0d::add-mask::secret — fix: \\x0a::warning::h"
             in run.stdout)
     # archmatrix's own annotation carries the message, escaped as a workflow command's data
-    assert "m%0A::add-mask::s2" in run.command_lines[0]
+    assert "m%0A::add-mask::s2" in run.error_lines[0]
 
 
 def test_a_lane_id_cannot_start_a_command_line(tmp_path: Path) -> None:
@@ -78,7 +78,7 @@ def test_a_lane_id_cannot_start_a_command_line(tmp_path: Path) -> None:
     write_lane(tmp_path / "r", _skipped("::add-mask::secret", "no\n::error::r"), "other.json")
     run = cli("report", "r", cwd=tmp_path, env=GH)
     assert run.code == 0, run.stderr
-    assert run.command_lines == []
+    assert run.error_lines == []
     assert "\\x3a:add-mask::secret: skipped: no\\x0a::error::r" in run.stdout.splitlines()
 
 
@@ -99,7 +99,7 @@ def test_an_unwritable_step_summary_is_one_line_and_annotations_still_go_out(tmp
     assert run.code == 1 and "Traceback" not in run.stderr, run.stderr
     assert f"archmatrix: cannot write the job summary GITHUB_STEP_SUMMARY={tmp_path} (Is a directory)" \
         in run.stderr
-    assert len(run.command_lines) == 1
+    assert len(run.error_lines) == 1
 
 
 # --- markdown: matrix.md, the job summary, the README block -----------------------------------

@@ -9,12 +9,14 @@ renderer, regenerate them and read the diff before committing::
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
 from pathlib import Path
 
 import pytest
 
+import archmatrix
 from archmatrix.matrix import (
     EXIT_FAILED,
     EXIT_INFRA,
@@ -187,7 +189,7 @@ def check_golden(name: str, text: str) -> None:
         (terminal.render, "matrix.txt"),
         (markdown.render, "matrix.md"),
         (html.render, "matrix.html"),
-        (junit.render, "junit.xml"),
+        (functools.partial(junit.render, version="0.0.0-test"), "junit.xml"),
     ],
     ids=["terminal", "markdown", "html", "junit"],
 )
@@ -224,6 +226,38 @@ def test_terminal_table_has_a_column_per_lane_that_ran() -> None:
     text = terminal.render(sample_matrix())
     header = next(line for line in text.splitlines() if "host" in line and "noavx" in line)
     assert "macos-arm64" not in header  # skipped lanes are listed below, not columns
+
+
+def _three_failing_rows() -> Matrix:
+    host, noavx = host_lane(), noavx_lane()
+    noavx.checks[3] = CheckResult("sklearn.linear_regression", Outcome.SEGFAULT, message="boom")
+    host.checks.append(CheckResult("fft.roundtrip", Outcome.SKIPPED, message="n/a"))
+    return build([host, noavx], now=NOW)
+
+
+def _check_lines(text: str) -> list[str]:
+    ids = ("import.numpy", "blas.gemm", "linalg.solve", "sklearn.linear_regression", "fft.roundtrip")
+    return [line for line in text.splitlines() if line.startswith("│ ") and line.split()[1] in ids]
+
+
+def test_terminal_table_has_no_rules_between_rows_and_failing_rows_first() -> None:
+    text = terminal.render(_three_failing_rows())
+    lines = text.splitlines()
+    checks = _check_lines(text)
+    # failing rows first, then the rows some lane skipped or did not run; all-pass rows left out
+    assert [line.split()[1] for line in checks] == ["blas.gemm", "sklearn.linear_regression", "fft.roundtrip"]
+    first, last = lines.index(checks[0]), lines.index(checks[-1])
+    assert last - first == len(checks) - 1  # consecutive lines: no rule between rows
+    assert "2 more checks not shown: ✔ pass in every lane (--all-rows shows them)" in lines
+    # one rule between the facts and the checks, one before the summary, none inside the facts
+    assert sum(line.startswith("├") for line in lines) == 3  # and one under the header
+
+
+def test_terminal_all_rows_shows_every_check_failing_first() -> None:
+    text = terminal.render(_three_failing_rows(), all_rows=True)
+    assert [line.split()[1] for line in _check_lines(text)] == [
+        "blas.gemm", "sklearn.linear_regression", "import.numpy", "linalg.solve", "fft.roundtrip"]
+    assert "not shown" not in text
 
 
 def test_empty_matrix() -> None:
@@ -271,6 +305,38 @@ def test_junit_reads_back() -> None:
     [skipped] = lane_case.result
     assert "the macos runner needs a Mac" in skipped.message
     assert suites["macos-arm64"].skipped == 1
+
+
+JUNIT_PROPERTIES = ("platform", "how", "emulator", "cpu_model", "cpu_features", "blas", "python",
+                    "archmatrix_version", "runner", "status", "required")
+
+
+def test_junit_has_properties_timestamp_time_and_hostname_per_lane() -> None:
+    junitparser = pytest.importorskip("junitparser")
+    xml = junitparser.JUnitXml.fromstring(junit.render(sample_matrix()))
+    suites = {suite.name: suite for suite in xml}
+    for suite in suites.values():
+        props = {p.name: p.value for p in suite.properties()}
+        assert set(JUNIT_PROPERTIES) <= set(props), suite.name
+        assert all(props[name] for name in JUNIT_PROPERTIES), props
+        assert suite.hostname == suite.name
+    noavx = {p.name: p.value for p in suites["linux-x86_64-noavx"].properties()}
+    assert noavx["platform"] == "Linux x86_64"
+    assert noavx["emulator"] == "qemu-x86_64" and noavx["cpu_model"] == "Westmere"
+    assert noavx["python"] == "3.11.7" and noavx["archmatrix_version"] == archmatrix.__version__
+    assert noavx["blas"] == "openblas 0.3.30 (Nehalem)"
+    host = {p.name: p.value for p in suites["host"].properties()}
+    assert (host["emulator"], host["cpu_model"], host["how"]) == ("none", "host", "native")
+    assert suites["linux-x86_64-noavx"].timestamp == "2026-01-02T03:00:00"
+    assert suites["linux-x86_64-noavx"].time == pytest.approx(380.0)
+    skipped = {p.name: p.value for p in suites["macos-arm64"].properties()}
+    assert skipped["python"] == "?" and skipped["status"] == "skipped"
+    assert suites["macos-arm64"].timestamp is None  # never started: no timestamp rather than a made-up one
+
+
+def test_junit_timestamp_is_utc_without_a_zone() -> None:
+    assert junit.timestamp("2026-01-02T05:00:00+02:00") == "2026-01-02T03:00:00"
+    assert junit.timestamp("") is None and junit.timestamp("yesterday") is None
 
 
 def test_junit_skipped_lane_separates_reason_and_hint() -> None:
@@ -331,6 +397,43 @@ def test_html_escapes_markup() -> None:
     assert "&lt;img src=x onerror=alert(1)&gt;" in text
 
 
+def test_html_dashboard_status_tiles_failing_first_filter_and_facts_panel() -> None:
+    page = html.render(_three_failing_rows())
+    # the overall status and one tile per lane, with platform, how it runs, status and counts
+    assert "<span class='status s-red'>1/2 lanes pass</span>" in page
+    assert page.count("<div class='tile ") == 2
+    assert ("<div class='tile t-red'><b>linux-x86_64-noavx</b><span>Linux x86_64 · QEMU Westmere</span>"
+            "<span class=st>illegal-instruction</span><span>2/4 pass, 2 failed</span></div>") in page
+    # failing rows first, each marked for the CSS-only filter (no script, nothing fetched)
+    rows = [part.split("<th>")[1].split("</th>")[0] for part in page.split("<tr class='check")[1:]]
+    assert rows == ["blas.gemm", "sklearn.linear_regression", "import.numpy", "linalg.solve", "fft.roundtrip"]
+    assert "<tr class='check fails'><th>blas.gemm</th>" in page
+    assert "<tr class='check'><th>import.numpy</th>" in page
+    assert "id=show-fail" in page and "#show-fail:checked~table tr.check:not(.fails){display:none}" in page
+    assert "<script" not in page and "http://" not in page and "https://" not in page
+    # passing cells have no evidence link; failing ones do
+    assert "<td class='pass'>✔ pass</td>" in page
+    assert page.count("<details><summary>") == 3  # gemm, the segfault, the skipped fft
+    # the facts in one collapsible panel, after the checks
+    facts = page.index("<details class=facts><summary>Lane facts (platform, how, python")
+    assert facts > page.index("<table class=matrix>")
+    assert page.index("openblas 0.3.30 (Nehalem)") > facts
+
+
+def test_html_marks_what_changed_since_the_baseline() -> None:
+    baseline = build([host_lane(), noavx_lane()], now=NOW)
+    current = _three_failing_rows()
+    from archmatrix.diff import compare
+
+    page = html.render(current, diff=compare(current, baseline))
+    assert page.index("<section class='diff' id=diff><h2>since the baseline: 1 new failure") < page.index(
+        "<table class=matrix>")
+    assert "<tr class='check fails changed'><th>sklearn.linear_regression</th>" in page
+    assert "<td class='fail changed' title='boom'>" in page
+    assert "id=show-changed" in page
+    assert "id=show-changed" not in html.render(current)
+
+
 def test_markdown_escapes_pipes_and_keeps_rows_intact() -> None:
     text = markdown.render(hostile_matrix())
     assert "warning with a \\| pipe" in text
@@ -361,12 +464,51 @@ def test_junit_escapes_markup() -> None:
 # ---------------------------------------------------------------- GitHub Actions
 
 
-def test_error_annotations_name_lane_check_and_outcome() -> None:
+def test_error_annotations_name_lane_root_cause_and_checks() -> None:
     lines = github.error_annotations(sample_matrix())
     assert lines == [
-        "::error title=archmatrix linux-x86_64-noavx blas.gemm::"
-        "linux-x86_64-noavx / blas.gemm: illegal-instruction: Fatal Python error: Illegal instruction"
+        "::error title=archmatrix linux-x86_64-noavx%3A illegal-instruction::"
+        "linux-x86_64-noavx: 1 failing check, root cause illegal-instruction in blas.gemm: "
+        "Fatal Python error: Illegal instruction — illegal-instruction: blas.gemm"
     ]
+    assert github.notice(sample_matrix()) == (
+        "::notice title=archmatrix totals::archmatrix: 1/2 lanes that ran pass, "
+        "1 of 8 cells failed in 1 lanes, 1 skipped")
+
+
+def _many_failures() -> Matrix:
+    """28 failing cells in three lanes, the first lane's 20 listed before the arm64 and no-AVX ones."""
+    lanes = []
+    for name, n, outcome in (("linux-amd64-docker", 20, Outcome.IMPORT_ERROR),
+                             ("linux-arm64-docker", 5, Outcome.WRONG_ARCH),
+                             ("linux-x86_64-noavx", 3, Outcome.ILLEGAL_INSTRUCTION)):
+        checks = [CheckResult("wheel.numpy", Outcome.NO_WHEEL, message="no wheel for this platform")]
+        checks += [CheckResult(f"check.{i}", outcome, message=f"{outcome.value} {i}") for i in range(n - 1)]
+        checks.append(CheckResult("check.ok", Outcome.PASS))
+        lanes.append(LaneResult(name, "docker", checks=checks))
+    lanes.append(host_lane())
+    lanes.append(LaneResult("broken", "docker", status=LaneStatus.INFRA_ERROR, reason="image build failed"))
+    return build(lanes, now=NOW)
+
+
+def test_annotations_are_one_per_failing_lane_plus_one_notice() -> None:
+    matrix = _many_failures()
+    assert sum(len(ln.failed_checks) for ln in matrix.lanes) == 28
+    lines = github.workflow_commands(matrix)
+    errors = [ln for ln in lines if ln.startswith("::error ")]
+    assert len(errors) <= len(matrix.lanes) and len(errors) == 4  # the host passed
+    assert [ln for ln in lines if ln.startswith("::notice ")] == [lines[-1]]
+    assert len(lines) == len(errors) + 1 <= 10  # all of them inside GitHub's 10 per step
+    arm, noavx = errors[1], errors[2]
+    assert arm.startswith("::error title=archmatrix linux-arm64-docker%3A no-wheel::")
+    assert "5 failing checks, root cause no-wheel in wheel.numpy" in arm
+    assert "no-wheel: wheel.numpy; wrong-arch: check.0, check.1, check.2, check.3" in arm
+    assert "illegal-instruction: check.0, check.1" in noavx
+    amd = errors[0]
+    assert "import-error: check.0, check.1" in amd and "(+11 more)" in amd  # 19, of which 8 named
+    assert errors[3] == ("::error title=archmatrix broken%3A infra-error::"
+                         "broken: infra-error: image build failed")
+    assert "1/4 lanes that ran pass, 28 of 35 cells failed in 3 lanes, 1 infra-error" in lines[-1]
 
 
 def test_error_annotations_escape_workflow_command_syntax() -> None:
@@ -376,7 +518,7 @@ def test_error_annotations_escape_workflow_command_syntax() -> None:
     )
     [line] = github.error_annotations(build([lane], now=NOW))
     assert "\n" not in line
-    assert line.endswith("wrong-arch: line one%0Aline 100%25: two, three")
+    assert "root cause wrong-arch in import.numpy: line one%0Aline 100%25: two, three — " in line
 
 
 def test_publish_appends_the_summary_in_actions(tmp_path: Path) -> None:
@@ -385,7 +527,7 @@ def test_publish_appends_the_summary_in_actions(tmp_path: Path) -> None:
     env = {"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary)}
     matrix = sample_matrix()
     lines = github.publish(matrix, env=env)
-    assert lines == github.error_annotations(matrix)
+    assert lines == [*github.error_annotations(matrix), github.notice(matrix)]
     github.publish(matrix, env=env)
     text = summary.read_text(encoding="utf-8")
     assert text.startswith("earlier step\n### archmatrix\n")

@@ -1,4 +1,12 @@
-"""GitHub Actions: the job summary and an ``::error`` annotation per failing cell."""
+"""GitHub Actions: the job summary, one ``::error`` annotation per failing lane and one ``::notice``.
+
+GitHub shows at most 10 error annotations per step (50 per job): one per
+failing *cell*, in lane order, let the first lane's consequences crowd out
+the arm64 and no-AVX lanes, the reason the tool exists. So a lane gets one
+annotation naming its root-cause outcome (the badge's message: checks run in
+dependency order, so the first failure is the cause) and, per outcome, the
+checks it affects; a notice with the totals follows.
+"""
 
 from __future__ import annotations
 
@@ -7,26 +15,85 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from ..diff import MatrixDiff
 from ..matrix import Matrix
+from ..suite.outcomes import Outcome
+from ..suite.result import CheckResult, LaneResult, LaneStatus, cut
 from . import markdown
 from .escape import terminal_lines
 from .escape import workflow_data as _escape_data
 from .escape import workflow_property as _escape_property
-from .table import failing_cells
 
-MAX_ANNOTATIONS = 100  # GitHub shows 10 per step and 50 per job; more is only noise on stdout
+MAX_ANNOTATIONS = 100  # lanes; GitHub shows 10 per step and 50 per job, more is only noise on stdout
+MAX_CHECKS_NAMED = 8  # per outcome in one annotation; "+N more" for the rest
+MAX_MESSAGE = 300  # of the root cause's own message
+
+
+def _by_outcome(failed: list[CheckResult]) -> dict[Outcome, list[str]]:
+    groups: dict[Outcome, list[str]] = {}
+    for c in failed:
+        groups.setdefault(c.outcome, []).append(c.id)
+    return groups
+
+
+def _names(ids: list[str]) -> str:
+    shown = ", ".join(ids[:MAX_CHECKS_NAMED])
+    return shown + (f" (+{len(ids) - MAX_CHECKS_NAMED} more)" if len(ids) > MAX_CHECKS_NAMED else "")
+
+
+def lane_annotation(lane: LaneResult) -> str | None:
+    """The one ``::error`` line of a lane that failed (or could not be built), None for the others."""
+    if lane.status == LaneStatus.INFRA_ERROR:
+        hint = f" (hint: {lane.hint})" if lane.hint else ""
+        title, text = f"archmatrix {lane.lane}: infra-error", f"{lane.lane}: infra-error: {lane.reason}{hint}"
+    else:
+        failed = lane.failed_checks
+        if not failed:
+            return None
+        root = failed[0]
+        groups = _by_outcome(failed)
+        n = len(failed)
+        affected = "; ".join(f"{outcome.value}: {_names(ids)}" for outcome, ids in groups.items())
+        title = f"archmatrix {lane.lane}: {root.outcome.value}"
+        text = (f"{lane.lane}: {n} failing {'check' if n == 1 else 'checks'}, root cause "
+                f"{root.outcome.value} in {root.id}: {cut(root.message, MAX_MESSAGE)} — {affected}")
+    return f"::error title={_escape_property(title)}::{_escape_data(text)}"
 
 
 def error_annotations(matrix: Matrix) -> list[str]:
-    lines = []
-    for lane, c in failing_cells(matrix)[:MAX_ANNOTATIONS]:
-        title = _escape_property(f"archmatrix {lane.lane} {c.id}")
-        message = _escape_data(f"{lane.lane} / {c.id}: {c.outcome.value}: {c.message}")
-        lines.append(f"::error title={title}::{message}")
-    return lines
+    """At most one ``::error`` per lane, in lane order."""
+    lines = [line for lane in matrix.lanes if (line := lane_annotation(lane)) is not None]
+    return lines[:MAX_ANNOTATIONS]
 
 
-def publish(matrix: Matrix, env: Mapping[str, str] | None = None, *, annotate: bool = True) -> list[str]:
+def totals(matrix: Matrix, diff: MatrixDiff | None = None) -> str:
+    """One line of totals: lanes by status, cells by pass/fail, and what is new since the baseline."""
+    ran = [ln for ln in matrix.lanes if ln.status == LaneStatus.RAN]
+    failing = [ln for ln in ran if ln.failed_checks]
+    cells = sum(len(ln.checks) for ln in ran)
+    failed = sum(len(ln.failed_checks) for ln in ran)
+    parts = [f"{len(ran) - len(failing)}/{len(ran)} lanes that ran pass",
+             f"{failed} of {cells} cells failed" + (f" in {len(failing)} lanes" if failing else "")]
+    for status in (LaneStatus.INFRA_ERROR, LaneStatus.SKIPPED, LaneStatus.INTERRUPTED):
+        count = sum(ln.status == status for ln in matrix.lanes)
+        if count:
+            parts.append(f"{count} {status}")
+    if diff is not None:
+        parts.append(diff.summary())
+    return "archmatrix: " + ", ".join(parts)
+
+
+def notice(matrix: Matrix, diff: MatrixDiff | None = None) -> str:
+    return f"::notice title=archmatrix totals::{_escape_data(totals(matrix, diff))}"
+
+
+def workflow_commands(matrix: Matrix, diff: MatrixDiff | None = None) -> list[str]:
+    """Every workflow command printed: an ``::error`` per failing lane, then the ``::notice``."""
+    return [*error_annotations(matrix), notice(matrix, diff)]
+
+
+def publish(matrix: Matrix, env: Mapping[str, str] | None = None, *, annotate: bool = True,
+            diff: MatrixDiff | None = None) -> list[str]:
     """When running in Actions: append the summary and return the annotation lines to print."""
     env = os.environ if env is None else env
     if env.get("GITHUB_ACTIONS") != "true":
@@ -35,9 +102,9 @@ def publish(matrix: Matrix, env: Mapping[str, str] | None = None, *, annotate: b
     if summary:
         try:
             with Path(summary).open("a", encoding="utf-8") as fh:
-                fh.write(markdown.render(matrix) + "\n")
+                fh.write(markdown.render(matrix, diff=diff) + "\n")
         except OSError as exc:
             # the summary is a nicety: the annotations and the exit status still go out
             print(terminal_lines(f"archmatrix: cannot write the job summary GITHUB_STEP_SUMMARY={summary} "
                                  f"({exc.strerror or exc}); annotations follow"), file=sys.stderr)
-    return error_annotations(matrix) if annotate else []
+    return workflow_commands(matrix, diff) if annotate else []

@@ -1,60 +1,170 @@
-"""A standalone HTML page (no external assets): the table, coloured by outcome, with evidence."""
+"""A standalone HTML dashboard (no external assets, no script): read at a glance, then dig.
+
+On top the overall status (the overall badge's message and colour) and one
+tile per lane (platform, how it runs, status, counts); what changed since a
+baseline when there is one; then the checks × lanes table, rows where some
+lane failed first, with a filter to show only the failing (or changed) rows;
+the lanes' facts (versions, BLAS, CPU, lock, speed) in a collapsible panel;
+findings and the pool-scaling plot last.
+
+The filter is CSS only (radio buttons and ``:checked ~`` selectors): the page
+runs no script, needs no network, and works where scripts are blocked (a CI
+artifact viewer). Every text goes through :mod:`.escape`.
+"""
 
 from __future__ import annotations
 
+from ..diff import MatrixDiff
 from ..matrix import Matrix
 from ..speed import pool_curves
+from ..suite.outcomes import Outcome
+from ..suite.result import CheckResult, LaneResult, LaneStatus
+from ..summary import summarise
+from .badges import lane_message, overall_badge
 from .escape import html as escape
 from .escape import html_block
 from .plots import scaling_section
-from .table import build_table, cell_text, finding_lines, outcome_class, skipped_lines
+from .table import (
+    Table,
+    build_table,
+    cell_text,
+    failing_first,
+    finding_lines,
+    outcome_class,
+    row_failed,
+    skipped_lines,
+)
 
 STYLE = """
-body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}
-table{border-collapse:collapse}th,td{border:1px solid #ccc;padding:4px 8px;vertical-align:top}
+body{font:14px/1.4 system-ui,sans-serif;margin:1.5em 2em;color:#222}
+header.top{display:flex;align-items:center;gap:1em;flex-wrap:wrap}header.top h1{margin:0;font-size:1.5em}
+.status{display:inline-block;padding:2px 10px;border-radius:4px;color:#fff;font-weight:600}
+.s-brightgreen{background:#2e7d32}.s-red{background:#c62828}.s-yellow{background:#9e7c00}
+.s-orange{background:#d35400}.s-lightgrey{background:#757575}
+p.meta{color:#555;margin:.3em 0 1em}
+.tiles{display:flex;flex-wrap:wrap;gap:.6em;margin:1em 0}
+.tile{border:1px solid #ccc;border-left:6px solid #757575;border-radius:4px;padding:.4em .7em;min-width:13em}
+.tile.t-brightgreen{border-left-color:#2e7d32}.tile.t-red{border-left-color:#c62828;background:#fff6f5}
+.tile.t-orange{border-left-color:#d35400}.tile.t-yellow{border-left-color:#9e7c00}
+.tile b{display:block}.tile span{display:block;color:#555;font-size:12px}
+.tile span.st{color:#222;font-weight:600}
+section.diff{border:1px solid #c62828;border-radius:4px;padding:.2em 1em;margin:1em 0}
+section.diff.same{border-color:#2e7d32}section.diff h2{font-size:1.1em}
+table{border-collapse:collapse}th,td{border:1px solid #ccc;padding:3px 8px;vertical-align:top}
 th{background:#f4f4f4;text-align:left}td.fact{color:#555;font-size:12px}
-td.pass{background:#e6f4ea}td.fail{background:#fce8e6}td.skipped,td.notrun{background:#f1f3f4}
-details{font-size:12px}pre{white-space:pre-wrap;max-width:40em}
+td.pass{background:#e6f4ea}td.fail{background:#fce8e6;font-weight:600}td.skipped,td.notrun{background:#f1f3f4}
+td.changed{outline:3px solid #1565c0;outline-offset:-3px}
+tr.sep th{background:#fff;border:0;padding-top:.6em}
+details{font-size:12px}pre{white-space:pre-wrap;max-width:40em;font-weight:400}
+.board input{margin-left:1em}.board label{margin-right:.5em}
+#show-fail:checked~table tr.check:not(.fails){display:none}
+#show-changed:checked~table tr.check:not(.changed){display:none}
+details.facts{margin:1em 0;font-size:14px}details.facts summary{cursor:pointer;font-weight:600}
 figure.plot{margin:1em 0}figure.plot svg{max-width:100%;height:auto}p.hint{color:#555;font-size:12px}
 """
 
 
+def _tile(lane: LaneResult, matrix: Matrix) -> str:
+    message, color = lane_message(lane)
+    summary = summarise(lane, matrix.lock)
+    parts = [f"<div class='tile t-{color}'><b>{escape(lane.lane)}</b>"]
+    if lane.status == LaneStatus.SKIPPED:
+        parts.append(f"<span class=st>skipped</span><span>{escape(lane.reason)}</span>")
+    else:
+        parts.append(f"<span>{escape(summary.rows['platform'])} · {escape(summary.rows['how'])}</span>"
+                     f"<span class=st>{escape(message)}</span><span>{escape(summary.status_text)}</span>")
+    if not lane.required:
+        parts.append("<span>not required</span>")
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def _cell(result: CheckResult | None, changed: bool) -> str:
+    classes = outcome_class(result) + (" changed" if changed else "")
+    if result is None or result.outcome is Outcome.PASS or not (result.message or result.evidence):
+        # a passing cell has nothing to read: no evidence link
+        return f"<td class='{classes}'>{escape(cell_text(result))}</td>"
+    detail = result.message
+    ev = result.evidence
+    tail = ev.get("stderr_tail") or ev.get("stdout_tail") or ev.get("output_tail")
+    return (f"<td class='{classes}' title='{escape(detail[:300])}'>{escape(cell_text(result))}"
+            f"<details><summary>{escape(detail[:80] or 'evidence')}</summary>"
+            f"<pre>{html_block(detail)}\n{html_block(tail or '')}</pre></details></td>")
+
+
+def _checks_table(table: Table, diff: MatrixDiff | None) -> list[str]:
+    changed = diff.changed_cells() if diff is not None else set()
+    h = ["<div class=board><b>show:</b>",
+         "<input type=radio name=show id=show-all checked><label for=show-all>every check</label>",
+         "<input type=radio name=show id=show-fail><label for=show-fail>only failing rows</label>"]
+    if diff is not None:
+        h.append("<input type=radio name=show id=show-changed><label for=show-changed>only rows changed "
+                 "since the baseline</label>")
+    h.append("<table class=matrix><thead><tr><th>check</th>")
+    h.extend(f"<th>{escape(ln.lane)}</th>" for ln in table.lanes)
+    h.append("</tr></thead><tbody>")
+    for i in failing_first(table):
+        row, cells = table.check_rows[i], table.check_cells[i]
+        row_changed = [(ln.lane, row[0]) in changed for ln in table.lanes]
+        classes = "check" + (" fails" if row_failed(cells) else "") + (" changed" if any(row_changed) else "")
+        h.append(f"<tr class='{classes}'><th>{escape(row[0])}</th>")
+        h.extend(_cell(result, was) for result, was in zip(cells, row_changed, strict=True))
+        h.append("</tr>")
+    h.append(f"<tr><th>{escape(table.summary_row[0])}</th>")
+    h.extend(f"<th>{escape(c)}</th>" for c in table.summary_row[1:])
+    h.append("</tr></tbody></table></div>")
+    return h
+
+
+def _facts(table: Table) -> list[str]:
+    labels = ", ".join(row[0] for row in table.header_rows)
+    h = [f"<details class=facts><summary>Lane facts ({escape(labels)})</summary><table><thead><tr><th></th>"]
+    h.extend(f"<th>{escape(ln.lane)}</th>" for ln in table.lanes)
+    h.append("</tr></thead><tbody>")
+    for row in table.header_rows:
+        h.append(f"<tr><th>{escape(row[0])}</th>")
+        h.extend(f"<td class=fact>{escape(c)}</td>" for c in row[1:])
+        h.append("</tr>")
+    h.append("</tbody></table></details>")
+    return h
+
+
+def _diff(diff: MatrixDiff) -> list[str]:
+    klass = "diff same" if not (diff.new_failures or diff.lanes) else "diff"
+    h = [f"<section class='{klass}' id=diff><h2>{escape(diff.summary())}</h2>"]
+    if diff.lines():
+        h.append("<ul>" + "".join(f"<li>{escape(line)}</li>" for line in diff.lines()) + "</ul>")
+    h.append("</section>")
+    return h
+
+
 def render(
-    matrix: Matrix, *, title: str = "archmatrix compatibility matrix", plots: bool | None = None
+    matrix: Matrix, *, title: str = "archmatrix compatibility matrix", plots: bool | None = None,
+    diff: MatrixDiff | None = None,
 ) -> str:
-    """The page; ``plots`` as in :func:`.plots.scaling_section` (None: a plot when matplotlib is there)."""
+    """The page; ``plots`` as in :func:`.plots.scaling_section` (None: a plot when matplotlib is there);
+    ``diff``, the comparison with a baseline, under the header."""
     table = build_table(matrix)
+    overall = overall_badge(matrix)
+    status = overall.message + (" pass" if table.lanes else "")
     h = [f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>{escape(title)}</title>",
-         f"<style>{STYLE}</style></head><body><h1>{escape(title)}</h1>",
-         f"<p>generated {escape(matrix.generated)}</p>"]
+         "<meta name=viewport content='width=device-width,initial-scale=1'>",
+         f"<style>{STYLE}</style></head><body><header class=top><h1>{escape(title)}</h1>",
+         f"<span class='status s-{overall.color}'>{escape(status)}</span></header>",
+         f"<p class=meta>generated {escape(matrix.generated)}</p>"]
+    if matrix.lanes:
+        h.append("<section class=tiles>" + "".join(_tile(ln, matrix) for ln in matrix.lanes) + "</section>")
+    if diff is not None:
+        h.extend(_diff(diff))
     if table.lanes:
-        h.append("<table><thead><tr><th></th>")
-        h.extend(f"<th>{escape(ln.lane)}</th>" for ln in table.lanes)
-        h.append("</tr></thead><tbody>")
-        for row in table.header_rows:
-            h.append(f"<tr><th>{escape(row[0])}</th>")
-            h.extend(f"<td class=fact>{escape(c)}</td>" for c in row[1:])
-            h.append("</tr>")
-        for row, cells in zip(table.check_rows, table.check_cells, strict=True):
-            h.append(f"<tr><th>{escape(row[0])}</th>")
-            for result in cells:
-                h.append(f"<td class={outcome_class(result)}>{escape(cell_text(result))}")
-                if result is not None and (result.message or result.evidence):
-                    detail = result.message
-                    ev = result.evidence
-                    tail = ev.get("stderr_tail") or ev.get("stdout_tail") or ev.get("output_tail")
-                    h.append(f"<details><summary>{escape(detail[:80] or 'evidence')}</summary>"
-                             f"<pre>{html_block(detail)}\n{html_block(tail or '')}</pre></details>")
-                h.append("</td>")
-            h.append("</tr>")
-        h.append(f"<tr><th>{escape(table.summary_row[0])}</th>")
-        h.extend(f"<th>{escape(c)}</th>" for c in table.summary_row[1:])
-        h.append("</tr></tbody></table>")
+        h.extend(_checks_table(table, diff))
     else:
         h.append("<p>no lane ran</p>")
     lines = skipped_lines(table) + finding_lines(matrix)
     if lines:
         h.append("<ul>" + "".join(f"<li>{escape(line)}</li>" for line in lines) + "</ul>")
+    if table.lanes:
+        h.extend(_facts(table))
     h.append(scaling_section(pool_curves(table.lanes), plots=plots))  # '' without pool probes
     h.append("</body></html>\n")
     return "".join(h)

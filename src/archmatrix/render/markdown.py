@@ -7,6 +7,7 @@ from typing import Literal
 
 from tabulate import tabulate
 
+from ..diff import MatrixDiff
 from ..matrix import Matrix
 from ..suite.outcomes import Outcome
 from ..suite.result import CheckResult
@@ -22,12 +23,19 @@ def notable(cells: Sequence[CheckResult | None]) -> bool:
     return any(c is None or c.outcome is not Outcome.PASS for c in cells)
 
 
-def render(matrix: Matrix, *, title: str = "archmatrix", rows: Rows = "all") -> str:
+def diff_lines(diff: MatrixDiff) -> list[str]:
+    """The baseline comparison: a bold line of counts, then one bullet per change."""
+    return [f"**{markdown(diff.summary())}**", "", *(f"- {markdown(line)}" for line in diff.lines())]
+
+
+def render(matrix: Matrix, *, title: str = "archmatrix", rows: Rows = "all",
+           diff: MatrixDiff | None = None) -> str:
     """The matrix as a markdown table, then skipped lanes and findings, one bullet each.
 
     ``rows="notable"`` keeps the lane header rows (platform, versions, BLAS,
     CPU, lock, …) and the summary, but of the check rows only those where a
     lane did not pass; one line under the table counts the rows left out.
+    ``diff`` (the comparison with a baseline) goes first, under the title.
     """
     if rows not in ROWS:
         raise ValueError(f"rows must be one of {', '.join(ROWS)}, not {rows!r}")
@@ -38,6 +46,8 @@ def render(matrix: Matrix, *, title: str = "archmatrix", rows: Rows = "all") -> 
                       if notable(cells)]
     hidden = len(table.check_rows) - len(check_rows)
     out = [f"### {markdown(title)}", ""]
+    if diff is not None:
+        out += [*diff_lines(diff), ""]
     if table.lanes:
         body = [[markdown(c) for c in row] for row in (*table.header_rows, *check_rows, table.summary_row)]
         body = [[f"**{row[0]}**", *row[1:]] if i < len(table.header_rows) else row

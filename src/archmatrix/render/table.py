@@ -68,6 +68,30 @@ def build_table(matrix: Matrix) -> Table:
     return Table(columns, summaries, header_rows, check_rows, cells, summary_row, skipped, not_shown)
 
 
+def row_failed(cells: list[CheckResult | None]) -> bool:
+    return any(c is not None and c.outcome.failed for c in cells)
+
+
+def row_notable(cells: list[CheckResult | None]) -> bool:
+    """Some lane did not pass this check (or did not run it)."""
+    return any(c is None or c.outcome is not Outcome.PASS for c in cells)
+
+
+def failing_first(table: Table, *, all_rows: bool = True) -> list[int]:
+    """Indices of the check rows to show: rows where some lane failed first, then the others (each in
+    their order); without ``all_rows``, only the rows some lane did not pass."""
+    failed = [i for i, cells in enumerate(table.check_cells) if row_failed(cells)]
+    rest = [i for i, cells in enumerate(table.check_cells)
+            if not row_failed(cells) and (all_rows or row_notable(cells))]
+    return failed + rest
+
+
+def hidden_line(hidden: int, how: str) -> str:
+    """The line under a table that leaves out the check rows every lane passed."""
+    checks = "check" if hidden == 1 else "checks"
+    return f"{hidden} more {checks} not shown: {Outcome.PASS.glyph} pass in every lane ({how} shows them)"
+
+
 def skipped_lines(table: Table) -> list[str]:
     """Lines about the table itself: its skipped lanes, and the check rows it could not show."""
     lines = []
