@@ -26,6 +26,7 @@ from .model import ChecksConfig, LaneConfig, Lock, MatrixConfig
 from .model import suggest as _suggest
 from .profiles import DEFAULT_PROFILES, CpuProfile
 from .runners import RUNNERS, OptionError, Runner
+from .staging.pytest_project import refused
 from .suite import arch as arch_mod
 from .suite.lane import selfcheck
 from .suite.registry import DEFAULT_TOLERANCES, Tolerance
@@ -461,6 +462,10 @@ def parse(text: str, path: Path, runners: Mapping[str, Runner] | None = None) ->
     checks = _checks(doc, data.get("checks", {}))
     if checks.pytest and not _pytest_locked(lock):
         raise doc.error(("checks", "pytest"), PYTEST_NEEDS)
+    why = refused(checks.pytest)
+    if why:
+        bad = next(i for i, a in enumerate(checks.pytest) if why.startswith(f"{a}:"))
+        raise doc.error(("checks", "pytest", bad), f"a lane cannot honour {why}")
     return MatrixConfig(
         path=path,
         lock=lock,

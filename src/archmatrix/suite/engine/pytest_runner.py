@@ -254,10 +254,10 @@ def _handle(event: dict[str, Any], session: Session, record: Callable[[CheckResu
         session.running, session.running_err = nodeid, event.get("err")
     elif kind == "result":
         session.running = None
-        record(test_result(nodeid, event))
+        record(report_cell(nodeid, event))
 
 
-def test_result(nodeid: str, event: Mapping[str, Any]) -> CheckResult:
+def report_cell(nodeid: str, event: Mapping[str, Any]) -> CheckResult:
     """A test that ran to its end, as pytest reported it, into a cell."""
     cid = PYTEST_PREFIX + nodeid
     duration = float(event.get("duration") or 0.0)
