@@ -294,7 +294,8 @@ def _checks(doc: _Doc, value: Any) -> ChecksConfig:
     )
 
 
-PYTEST_NEEDS = ("pytest needs pytest in the lock (and its requirements: iniconfig, pluggy, packaging): "
+PYTEST_NEEDS = ("pytest needs pytest in the lock (and its requirements: iniconfig, pluggy, packaging, "
+                "pygments): "
                 "every lane runs the tests with the locked pytest")
 
 

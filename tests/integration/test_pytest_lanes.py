@@ -27,8 +27,9 @@ from archmatrix.suite.result import LaneResult, load
 pytestmark = pytest.mark.integration
 
 LANES = ("host", "linux-amd64-docker", "linux-arm64-docker", "linux-x86_64-noavx")
-# pytest and what it requires, for cp311 (PyPI)
-PYTEST_PINS = {"pytest": "9.2.0", "iniconfig": "2.3.1", "pluggy": "1.7.0", "packaging": "26.4"}
+# pytest and what it requires (pytest 9 imports pygments), for cp311 (PyPI)
+PYTEST_PINS = {"pytest": "9.2.0", "iniconfig": "2.3.1", "pluggy": "1.7.0", "packaging": "26.4",
+               "pygments": "2.21.0"}
 HANG_LIMIT = 20  # seconds: checks.timeouts for test_hang
 CLI_TIMEOUT = 3600
 

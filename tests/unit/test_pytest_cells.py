@@ -243,3 +243,15 @@ def test_selection_and_a_usage_error(tmp_path: Path) -> None:
     facts = run_pytest([*args, "--no-such-option"], on_result=cells.append, default_timeout=60, cwd=cwd)
     assert [(c.id, c.outcome) for c in cells] == [("pytest::(session)", Outcome.ERROR)]
     assert "exited with status 4" in cells[0].message and facts.processes == 1
+
+
+def test_a_lane_without_pytest_gets_a_cell_saying_so(tmp_path: Path) -> None:
+    # an interpreter that cannot import pytest (no site-packages): exit status 1 before collecting
+    python = tmp_path / "python"
+    python.write_text(f'#!/bin/sh\nexec "{sys.executable}" -S "$@"\n')
+    python.chmod(0o755)
+    cwd, args = stage(tmp_path, {"tests/test_s.py": "def test_a(): pass\n"}, ["tests"])
+    cells: list[CheckResult] = []
+    run_pytest(args, on_result=cells.append, default_timeout=60, cwd=cwd, python=str(python))
+    assert [(c.id, c.outcome) for c in cells] == [("pytest::(session)", Outcome.ERROR)]
+    assert "No module named pytest" in cells[0].message

@@ -150,7 +150,9 @@ def run_pytest(
                 record(_crash(nid, returncode, timed_out, _since(stderr_raw, err),
                               default_timeout, collecting=True))
                 facts.restarts.append(f"{nid} (collecting): {died}")
-            elif returncode not in FINISHED or (returncode == 5 and not done and not collected):
+            elif returncode not in FINISHED or (not session.collected_seen and len(done) == before):
+                # pytest failed outside any test and file (a usage error, pytest missing, nothing
+                # collected): one cell says so, rather than none
                 record(_session_failure(returncode, timed_out, stdout, _since(stderr_raw, 0)))
                 break
             remaining = [n for n in collected if n not in done]
