@@ -9,8 +9,9 @@ fixture), then times, in this interpreter's environment:
 * ``lane``: the lane-side engine a lane runs (``suite.engine.pytest_runner``:
   the reporting plugin, one cell per test) on the same project as staged;
 * ``lane+crash``: the same with one test in the middle that segfaults, so the
-  session is started again without the tests already reported: the restart
-  cost (interpreter start, imports, collection, the session fixture).
+  session is started again without the tests already reported;
+* the restart cost: what one more pytest process pays before its first test
+  (``pytest --collect-only``: interpreter start, imports, collection).
 
 What a lane adds around pytest (building the venv, the self-check) is paid
 once per lane whatever the tests, and is not counted here. Prints the best
@@ -60,9 +61,10 @@ def write(root: Path, n: int, crash: bool) -> Path:
     return root
 
 
-def plain(root: Path) -> float:
+def plain(root: Path, *extra: str) -> float:
     start = time.monotonic()
-    subprocess.run([sys.executable, "-m", "pytest", "tests", "-q", "-p", "no:cacheprovider"], cwd=root,
+    subprocess.run([sys.executable, "-m", "pytest", "tests", "-q", "-p", "no:cacheprovider", *extra],
+                   cwd=root,
                    check=False, capture_output=True)
     return time.monotonic() - start
 
@@ -85,16 +87,22 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         base = write(Path(tmp, "ok"), args.tests, crash=False)
         crashing = write(Path(tmp, "crash"), args.tests, crash=True)
-        t_plain = min(plain(base) for _ in range(args.repeat))
-        runs = [lane(base, Path(tmp, "ok-staged")) for _ in range(args.repeat)]
+        plains, runs, crash_runs, starts = [], [], [], []
+        for _ in range(args.repeat):  # interleaved: a busy machine slows all four alike
+            plains.append(plain(base))
+            runs.append(lane(base, Path(tmp, "ok-staged")))
+            crash_runs.append(lane(crashing, Path(tmp, "crash-staged")))
+            starts.append(plain(base, "--collect-only"))  # what a restart pays before its first test
+        t_plain, t_start = min(plains), min(starts)
         t_lane, cells, procs = min(runs)
-        crash_runs = [lane(crashing, Path(tmp, "crash-staged")) for _ in range(args.repeat)]
         t_crash, crash_cells, crash_procs = min(crash_runs)
     print(f"{args.tests} tests, best of {args.repeat}")
     print(f"{'plain pytest':<28}{t_plain:8.2f} s   1.00x")
     print(f"{'in a lane':<28}{t_lane:8.2f} s   {t_lane / t_plain:.2f}x   ({cells} cells, {procs} process)")
     print(f"{'in a lane, one segfault':<28}{t_crash:8.2f} s   {t_crash / t_plain:.2f}x   "
-          f"({crash_cells} cells, {crash_procs} processes; restart cost {t_crash - t_lane:+.2f} s)")
+          f"({crash_cells} cells, {crash_procs} processes)")
+    print(f"{'restart cost (start+collect)':<28}{t_start:8.2f} s   {t_start / t_plain:.2f}x   "
+          "(one more pytest process: interpreter, imports, collection, session fixture)")
 
 
 if __name__ == "__main__":
