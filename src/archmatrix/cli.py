@@ -92,6 +92,10 @@ def _add_own_packages(p: argparse.ArgumentParser) -> None:
                    metavar="PATH_OR_MODULE",
                    help="also run the checks of this .py file or module (added to checks.user_modules; "
                         "repeatable)")
+    p.add_argument("--pytest", action="append", dest="pytest", default=[], metavar="ARGS",
+                   help="also run your pytest suite in every lane, one cell per test (added to "
+                        "checks.pytest; split like a shell would: --pytest 'tests/ -k fast'; paths relative "
+                        "to the current directory; pytest must be in lock.packages; repeatable)")
 
 
 def with_own_packages(cfg: config_mod.MatrixConfig, wheels: Sequence[Path],
@@ -114,6 +118,41 @@ def with_own_packages(cfg: config_mod.MatrixConfig, wheels: Sequence[Path],
     lock = dataclasses.replace(cfg.lock, wheels=(*cfg.lock.wheels, *(str(w.resolve()) for w in wheels)))
     checks = dataclasses.replace(cfg.checks, user_modules=(*cfg.checks.user_modules, *extra_modules))
     return dataclasses.replace(cfg, lock=lock, checks=checks)
+
+
+def with_pytest(cfg: config_mod.MatrixConfig, values: Sequence[str]) -> config_mod.MatrixConfig:
+    """``cfg`` with ``--pytest`` added to ``checks.pytest`` (its paths made absolute: they are
+    relative to the current directory, the config's to the config)."""
+    import dataclasses
+    import shlex
+
+    from .staging.pytest_project import PATH_OPTIONS, option_name, path_arguments, refused, split_node
+
+    if not values:
+        return cfg
+    try:
+        args = [arg for value in values for arg in shlex.split(value)]
+    except ValueError as exc:
+        raise UsageError(f"--pytest: {exc}") from None
+    why = refused(args)
+    if why:
+        raise UsageError(f"--pytest {why}")
+
+    def absolute(value: str) -> str:
+        path, rest = split_node(value)
+        if not Path(path).exists():
+            raise UsageError(f"--pytest {value}: no such file or directory")
+        return str(Path(path).resolve()) + rest
+
+    for i in path_arguments(args):
+        args[i] = absolute(args[i])
+    for i, arg in enumerate(args):
+        name = option_name(arg)
+        if name in PATH_OPTIONS and "=" not in arg and i + 1 < len(args) and name != "--ignore-glob":
+            args[i + 1] = absolute(args[i + 1])
+    cfg = dataclasses.replace(cfg, checks=dataclasses.replace(cfg.checks, pytest=(*cfg.checks.pytest, *args)))
+    config_mod.require_pytest(cfg)
+    return cfg
 
 
 def parser() -> argparse.ArgumentParser:
@@ -247,6 +286,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     from .render.escape import terminal_lines
 
     cfg = with_own_packages(config_mod.load(args.config), args.wheels, args.checks_modules)
+    cfg = with_pytest(cfg, args.pytest)
     if args.no_probes:
         cfg = config_mod.without_probes(cfg)
     only = [args.lane_id] if args.command == "lane" else args.lanes

@@ -26,9 +26,11 @@ from .model import ChecksConfig, LaneConfig, Lock, MatrixConfig
 from .model import suggest as _suggest
 from .profiles import DEFAULT_PROFILES, CpuProfile
 from .runners import RUNNERS, OptionError, Runner
+from .staging.pytest_project import refused
 from .suite import arch as arch_mod
 from .suite.lane import selfcheck
 from .suite.registry import DEFAULT_TOLERANCES, Tolerance
+from .suite.spec import PYTEST_PREFIX
 
 DEFAULT_CONFIG = Path("ci/matrix.yaml")
 # The default matrix shipped with the package (ci/matrix.yaml is a link to
@@ -257,7 +259,8 @@ def _pep440(version: str) -> bool:
 def _checks(doc: _Doc, value: Any) -> ChecksConfig:
     base = ("checks",)
     data = _mapping(doc, base, value,
-                    ("select", "exclude", "user_modules", "timeout", "timeouts", "tolerances", "drift_rtol"))
+                    ("select", "exclude", "user_modules", "timeout", "timeouts", "tolerances", "drift_rtol",
+                     "pytest"))
     timeouts: dict[str, float] = {}
     for cid, t in _expect(doc, (*base, "timeouts"), data.get("timeouts", {}), dict).items():
         timeouts[str(cid)] = _positive(doc, (*base, "timeouts", str(cid)), t)
@@ -287,7 +290,23 @@ def _checks(doc: _Doc, value: Any) -> ChecksConfig:
         timeouts=timeouts,
         tolerances=tolerances,
         drift_rtol=_nonneg(doc, (*base, "drift_rtol"), data.get("drift_rtol", 1e-6)),
+        pytest=_str_list(doc, (*base, "pytest"), data.get("pytest", [])),
     )
+
+
+PYTEST_NEEDS = ("pytest needs pytest in the lock (and its requirements: iniconfig, pluggy, packaging, "
+                "pygments): "
+                "every lane runs the tests with the locked pytest")
+
+
+def _pytest_locked(lock: Lock) -> bool:
+    return any(re.sub(r"[-_.]+", "-", name).lower() == "pytest" for name in lock.packages)
+
+
+def require_pytest(config: MatrixConfig) -> None:
+    """``checks.pytest`` (or ``--pytest``) needs pytest in ``lock.packages``."""
+    if config.checks.pytest and not _pytest_locked(config.lock):
+        raise ConfigError(f"{config.path}: lock.packages: --pytest {PYTEST_NEEDS}")
 
 
 def _positive(doc: _Doc, path: tuple[str | int, ...], value: Any) -> float:
@@ -441,10 +460,17 @@ def parse(text: str, path: Path, runners: Mapping[str, Runner] | None = None) ->
         replace(lane, target=replace(lane.target, python=lock.python)) if lane.target else lane
         for lane in _lanes(doc, data["lanes"], runners, profiles)
     )
+    checks = _checks(doc, data.get("checks", {}))
+    if checks.pytest and not _pytest_locked(lock):
+        raise doc.error(("checks", "pytest"), PYTEST_NEEDS)
+    why = refused(checks.pytest)
+    if why:
+        bad = next(i for i, a in enumerate(checks.pytest) if why.startswith(f"{a}:"))
+        raise doc.error(("checks", "pytest", bad), f"a lane cannot honour {why}")
     return MatrixConfig(
         path=path,
         lock=lock,
-        checks=_checks(doc, data.get("checks", {})),
+        checks=checks,
         lanes=lanes,
         parallel=parallel,
         cpu_profiles=profiles,
@@ -473,13 +499,15 @@ def check_selection(config: MatrixConfig) -> None:
     checks = config.checks
     for field, patterns in (("select", checks.select), ("exclude", checks.exclude)):
         for i, pattern in enumerate(patterns):
+            if checks.pytest and pattern.startswith(PYTEST_PREFIX):
+                continue  # the tests are collected in the lanes: any pattern may match one
             if not matches_any(pattern, ids):
                 where = _WRITTEN.get((str(config.path), field, pattern),
                                      f"{config.path}: checks.{field}[{i}]")
                 raise ConfigError(f"{where}: {pattern!r} matches no check"
                                   f"{_suggest(pattern, sorted(ids | _groups(ids)))}")
     for cid in checks.timeouts:
-        if cid not in ids:
+        if cid not in ids and not (checks.pytest and cid.startswith(PYTEST_PREFIX)):
             where = _WRITTEN.get((str(config.path), "timeouts", cid), f"{config.path}: checks.timeouts.{cid}")
             raise ConfigError(f"{where}: no check has the id {cid!r}{_suggest(cid, sorted(ids))}")
 
@@ -528,6 +556,7 @@ __all__ = [
     "load",
     "packaged_default",
     "parse",
+    "require_pytest",
     "reserved_lane_ids",
     "without_probes",
 ]

@@ -53,11 +53,19 @@ class ChecksConfig:
     timeouts: Mapping[str, float] = field(default_factory=dict)
     tolerances: Mapping[str, Tolerance] = field(default_factory=lambda: dict(DEFAULT_TOLERANCES))
     drift_rtol: float = 1e-6
+    # pytest arguments as written (test paths relative to the config file, -k, -m, …):
+    # the project's own tests, one cell per test (docs/own-package.md)
+    pytest: tuple[str, ...] = ()
 
     def suite_spec(self) -> SuiteSpec:
-        """What the lane-side suite needs (its ``--spec``)."""
+        """What the lane-side suite needs (its ``--spec``).
+
+        ``pytest`` stays as written here; the runners' ``suite_args`` replaces it
+        with the arguments of the project as staged, which is all a lane can see.
+        """
         return SuiteSpec(checks=self.select, exclude=self.exclude, user_checks=self.user_modules,
-                         timeouts=dict(self.timeouts), tolerances=dict(self.tolerances))
+                         timeouts=dict(self.timeouts), tolerances=dict(self.tolerances),
+                         pytest=self.pytest)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from ..command import CommandError, Interrupted, run
 from ..findings import lane_warnings
 from ..staging.lock import StagedLock, stage_lock
 from ..staging.prefix import PrefixSpec
+from ..staging.pytest_project import PytestProject, PytestProjectError, pytest_project
 from ..staging.result import StagingError, StagingResult
 from ..staging.suite import UserModuleError, stage_suite, user_modules
 from ..suite.checks.lane import CHECK_ID as SELF_CHECK
@@ -71,7 +72,19 @@ def stage_job_suite(job: LaneJob) -> tuple[Path, tuple[str, ...]]:
         modules = user_modules(job.config.checks.user_modules, job.config.path.parent)
     except UserModuleError as exc:
         raise LaneInfraError(str(exc), "fix checks.user_modules (paths are relative to the config)") from None
-    return stage_suite(job.workdir, modules.files), modules.names
+    return stage_suite(job.workdir, modules.files, job_pytest(job)), modules.names
+
+
+def job_pytest(job: LaneJob) -> PytestProject | None:
+    """``checks.pytest`` resolved into the project staged with the suite (None: no pytest cells)."""
+    from .base import LaneInfraError
+
+    if not job.config.checks.pytest:
+        return None
+    try:
+        return pytest_project(job.config.checks.pytest, job.config.path.parent)
+    except PytestProjectError as exc:
+        raise LaneInfraError(str(exc), "fix checks.pytest (paths are relative to the config)") from None
 
 
 # The module every lane runs (``python -m SUITE_MODULE …``), named here only:
@@ -97,6 +110,9 @@ def suite_args(
     spec = job.config.checks.suite_spec()
     if user_checks is not None:
         spec = replace(spec, user_checks=tuple(user_checks))
+    project = job_pytest(job)
+    if project is not None:  # the arguments of the project as staged with the suite
+        spec = replace(spec, pytest=project.args)
     if self_check is not None:  # what the lane claims to be, for its self-check
         spec = replace(spec, options={**spec.options, "self_check": dict(self_check)})
     args = [

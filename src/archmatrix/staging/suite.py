@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .. import suite as suite_pkg
 from ..suite.registry import is_module_path
+from .pytest_project import PROJECT_DIR, PytestProject, project_digest_items, write_project
 from .store import publish_dir
 
 SUITE_SOURCE = Path(suite_pkg.__file__).parent
@@ -35,8 +36,9 @@ def suite_files() -> list[Path]:
 
 
 
-def suite_digest(user_files: Sequence[Path] = ()) -> str:
-    """Hash of the suite's source (and staged user modules): part of every cache key that bakes it in."""
+def suite_digest(user_files: Sequence[Path] = (), pytest: PytestProject | None = None) -> str:
+    """Hash of the suite's source (and staged user modules, pytest project): part of every cache key
+    that bakes it in."""
     h = hashlib.sha256()
     named = [(p.name, p) for p in SHARED_MODULES]
     named += [(f"suite/{p.relative_to(SUITE_SOURCE).as_posix()}", p) for p in suite_files()]
@@ -46,6 +48,10 @@ def suite_digest(user_files: Sequence[Path] = ()) -> str:
     for path in sorted(user_files, key=lambda p: p.name):
         h.update(b"\0user\0" + path.name.encode())
         h.update(path.read_bytes())
+    if pytest is not None:
+        for rel, data in project_digest_items(pytest):
+            h.update(b"\0pytest\0" + rel.encode() + b"\0")
+            h.update(data)
     return h.hexdigest()[:16]
 
 
@@ -89,9 +95,12 @@ def user_modules(entries: Sequence[str], base: Path) -> UserModules:
     return UserModules(tuple(files), tuple(names))
 
 
-def stage_suite(workdir: Path, user_files: Sequence[Path] = ()) -> Path:
-    """Copy the suite and ``user_files`` into ``workdir/suite/<hash>``; return the directory for sys.path."""
-    root = workdir / "suite" / suite_digest(user_files)
+def stage_suite(workdir: Path, user_files: Sequence[Path] = (), pytest: PytestProject | None = None) -> Path:
+    """Copy the suite and ``user_files`` into ``workdir/suite/<hash>``; return the directory for sys.path.
+
+    ``pytest``: the user's tests, copied into ``PROJECT_DIR`` beside the suite package.
+    """
+    root = workdir / "suite" / suite_digest(user_files, pytest)
 
     def build(tmp: Path) -> None:
         (tmp / "archmatrix").mkdir()
@@ -101,6 +110,8 @@ def stage_suite(workdir: Path, user_files: Sequence[Path] = ()) -> Path:
         shutil.copytree(SUITE_SOURCE, tmp / "archmatrix" / "suite", ignore=_not_source)
         for path in user_files:
             shutil.copy2(path, tmp / path.name)
+        if pytest is not None:
+            write_project(pytest, tmp / PROJECT_DIR)
 
     publish_dir(root, build, marker=ENTRY_POINT)
     return root

@@ -18,6 +18,11 @@ from typing import Any
 
 from .registry import Tolerance
 
+# The user's tests: staged beside the suite package in this directory (not a
+# module name: it never shadows an import), one cell per test, ``pytest::<nodeid>``.
+PYTEST_PROJECT_DIR = "archmatrix-pytest"
+PYTEST_PREFIX = "pytest::"
+
 
 @dataclass(frozen=True)
 class SuiteSpec:
@@ -27,6 +32,9 @@ class SuiteSpec:
     timeouts: Mapping[str, float] = field(default_factory=dict)  # per check id, seconds
     tolerances: Mapping[str, Tolerance] = field(default_factory=dict)  # per dtype, over the defaults
     options: Mapping[str, Any] = field(default_factory=dict)  # CheckContext.options
+    # The user's pytest arguments, rewritten for the project staged with the
+    # suite (staging.suite.pytest_project); empty: no pytest cells.
+    pytest: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object (keys left out when they say nothing, so the suite's defaults apply)."""
@@ -39,6 +47,8 @@ class SuiteSpec:
         data["tolerances"] = {k: {"rtol": t.rtol, "atol": t.atol} for k, t in self.tolerances.items()}
         if self.options:
             data["options"] = dict(self.options)
+        if self.pytest:
+            data["pytest"] = list(self.pytest)
         return data
 
     def to_json(self) -> str:
@@ -65,6 +75,7 @@ class SuiteSpec:
                     for k, t in _mapping("tolerances", data.get("tolerances")).items()
                 },
                 options=dict(_mapping("options", data.get("options"))),
+                pytest=_strings("pytest", data.get("pytest") or ()),
             )
         except (KeyError, TypeError) as exc:
             raise ValueError(f"--spec: malformed value: {exc!r}") from None

@@ -25,6 +25,7 @@ from ..lane import facts as lane_facts
 from ..registry import DEFAULT_TOLERANCES, CheckContext, builtin_checks, load_user_module, select
 from ..result import CheckResult, LaneResult, LaneStatus, save
 from ..spec import SuiteSpec
+from . import pytest_runner
 from .supervise import DEFAULT_TIMEOUT, ChildReport, Stage, run_checks, run_forked
 
 
@@ -163,6 +164,20 @@ def main(argv: list[str] | None = None) -> int:
             preload=None if args.no_preload else PRELOAD,
             notice=notice,
         )
+        patterns = args.checks or spec.checks
+        if spec.pytest and pytest_runner.may_select(patterns):
+            # the project's own tests, after the built-in checks: one cell per test
+            tests: list[CheckResult] = []
+
+            def on_test(res: CheckResult) -> None:
+                tests.append(res)
+                on_result(res)
+                progress(len(tests), len(tests), res)  # how many there are is known only at the end
+
+            pytest_facts = pytest_runner.run_pytest(
+                spec.pytest, on_result=on_test, default_timeout=args.timeout, timeouts=dict(spec.timeouts),
+                select=patterns, exclude=list(args.exclude) + list(spec.exclude), notice=notice)
+            result.facts["pytest"] = pytest_facts.to_dict()
     except KeyboardInterrupt:
         result.reason = "interrupted before every check ran"
         save_now()
