@@ -75,4 +75,4 @@ def test_the_container_command_is_the_interpreter_and_the_suites_whole_argv(tmp_
     assert seen["command"] == [LANE_PYTHON, *args]
     assert seen["command"][:3] == [LANE_PYTHON, "-m", SUITE_MODULE]
     assert seen["command"].count(SUITE_MODULE) == 1
-    assert seen["environment"] == {"QEMU_CPU": "cortex-a72"}
+    assert seen["environment"] == {"PYTHONFAULTHANDLER": "1", "QEMU_CPU": "cortex-a72"}

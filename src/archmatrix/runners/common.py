@@ -44,11 +44,17 @@ CPU_OVERRIDE_VARS = (
     "NPY_DISABLE_CPU_FEATURES",
 )
 
+# Set in every lane: a worker process that dies of a signal (a loky worker's SIGILL) dumps its
+# loaded extension modules to the stderr it shares with its check, so the cell can name the library.
+LANE_ENV = {"PYTHONFAULTHANDLER": "1"}
+
+
 def lane_env(base: Mapping[str, str], suite_root: Path) -> tuple[dict[str, str], list[str]]:
     """The emulated process's environment, and the CPU-override variables removed from it."""
     removed = sorted(k for k in CPU_OVERRIDE_VARS if k in base)
     env = {k: v for k, v in base.items() if k not in removed}
     env["PYTHONPATH"] = str(suite_root)
+    env.update(LANE_ENV)
     return env, removed
 
 

@@ -35,7 +35,7 @@ from ..staging.prefix import CONTAINER_PREFIX
 from ..staging.result import StagingResult
 from ..suite.result import LaneResult
 from .base import Availability, LaneInfraError, LaneJob, Launch, Option, OptionError, lane_cpu_profile
-from .common import result_or_crash, stage_job_lock, stage_job_suite
+from .common import LANE_ENV, result_or_crash, stage_job_lock, stage_job_suite
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -171,7 +171,7 @@ class DockerRunner:
         facts: Mapping[str, object] | None = None,
     ) -> Launch:
         """How the suite starts in a container of the lane image ``tag`` (its result comes back via /out)."""
-        environment = {"QEMU_CPU": cpu_model} if emulator and cpu_model else {}
+        environment = dict(LANE_ENV, **({"QEMU_CPU": cpu_model} if emulator and cpu_model else {}))
 
         def execute(job: LaneJob, command: list[str]) -> LaneResult:
             out_dir = job.workdir / "runs" / f"{job.lane.id}-{time.time_ns()}"

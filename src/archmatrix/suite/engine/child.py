@@ -183,7 +183,10 @@ def run_forked(
             payload = None
     returncode = None if status is None else os.waitstatus_to_exitcode(status)
     raw_err = read_raw(err)
-    modules = executing.listed_modules(raw_err) if returncode is not None and returncode < 0 else []
+    # the dead process's loaded extensions: this child's, or a worker's it started (a loky worker
+    # killed by SIGILL leaves faulthandler's dump in the stderr it shares; the check only raises)
+    died = returncode is not None and returncode < 0
+    modules = executing.listed_modules(raw_err) if died or executing.WORKER_DIED in raw_err else []
     return ChildReport(
         payload=payload,
         returncode=returncode,

@@ -33,6 +33,11 @@ MODULES_LIMIT = 400
 HEAD = 64 * 1024
 
 
+# faulthandler's first line when a process of the lane died of SIGILL (lanes set PYTHONFAULTHANDLER,
+# so worker processes dump too)
+WORKER_DIED = "Fatal Python error: Illegal instruction"
+
+
 def listed_modules(stderr: str) -> list[str]:
     """The extension modules faulthandler listed as loaded when the process died; [] if it did not."""
     found = EXTENSION_MODULES.findall(stderr)
