@@ -246,9 +246,15 @@ def test_selection_and_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_a_lane_without_pytest_gets_a_cell_saying_so(tmp_path: Path) -> None:
-    # an interpreter that cannot import pytest (no site-packages): exit status 1 before collecting
+    # an interpreter that cannot import pytest: exit status 1 before collecting, with the words
+    # `python -m pytest` says then. (-S alone is not enough where archmatrix and pytest share
+    # site-packages, as in an installed venv: the plugin's path brings pytest along.)
+    blocker = tmp_path / "no-pytest"
+    blocker.mkdir()
+    (blocker / "pytest.py").write_text(
+        'import sys\nsys.stderr.write(sys.executable + ": No module named pytest\\n")\nsys.exit(1)\n')
     python = tmp_path / "python"
-    python.write_text(f'#!/bin/sh\nexec "{sys.executable}" -S "$@"\n')
+    python.write_text(f'#!/bin/sh\nPYTHONPATH="{blocker}:$PYTHONPATH" exec "{sys.executable}" -S "$@"\n')
     python.chmod(0o755)
     cwd, args = stage(tmp_path, {"tests/test_s.py": "def test_a(): pass\n"}, ["tests"])
     cells: list[CheckResult] = []
