@@ -41,7 +41,7 @@ LANE_ID = re.compile(r"[a-z0-9][a-z0-9._-]*")  # fullmatch: "host\n" is not a la
 # A lane id names files (results/<id>.json, badges/<id>.svg): short enough for
 # any file system, whatever directory the results go to.
 LANE_ID_MAX = 64
-# PEP 508 names: a name pip could read as an option ("--index-url=…") is not one.
+# PEP 508 names: a "name" pip would read as one of its own options (starting with "-") is not one.
 PACKAGE_NAME = re.compile(r"[A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9]", re.IGNORECASE)
 # Deeper than any sensible configuration; PyYAML's composer recurses per level.
 MAX_DEPTH = 40
