@@ -181,9 +181,12 @@ class CheckResult:
     evidence: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    # True for a cell read from the registry's wheels (an audit), not observed in a running lane:
+    # renderers must never show it as an observed result.
+    predicted: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "id": self.id,
             "outcome": self.outcome.value,
             "duration_s": round(self.duration_s, 4),
@@ -192,6 +195,9 @@ class CheckResult:
             "metrics": self.metrics,
             "warnings": self.warnings,
         }
+        if self.predicted:
+            data["predicted"] = True
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str, budget: _Budget | None = None) -> CheckResult:
@@ -212,6 +218,7 @@ class CheckResult:
             evidence=budget.value(_typed(data, "evidence", dict, where, {})),
             metrics=budget.value(_typed(data, "metrics", dict, where, {})),
             warnings=budget.value(warnings),
+            predicted=bool(_typed(data, "predicted", bool, where, False)),
         )
 
 
@@ -240,6 +247,7 @@ class LaneResult:
     checks: list[CheckResult] = field(default_factory=list)
     warnings: list[LaneWarning] = field(default_factory=list)
     required: bool = True
+    predicted: bool = False  # every cell predicted from wheels; the lane itself did not run
 
     def check(self, check_id: str) -> CheckResult | None:
         return next((c for c in self.checks if c.id == check_id), None)
@@ -268,6 +276,7 @@ class LaneResult:
             "facts": self.facts,
             "warnings": [w.to_dict() for w in self.warnings],
             "checks": [c.to_dict() for c in self.checks],
+            **({"predicted": True} if self.predicted else {}),
         }
 
     @classmethod
@@ -320,6 +329,7 @@ class LaneResult:
             reason=budget.text(_typed(data, "reason", str, where, "")),
             hint=budget.text(_typed(data, "hint", str, where, "")),
             required=bool(_typed(data, "required", bool, where, True)),
+            predicted=bool(_typed(data, "predicted", bool, where, False)),
             started=budget.ident(_typed(data, "started", str, where, "")),
             duration_s=float(_typed(data, "duration_s", (int, float), where, 0.0)),
             facts=facts,
