@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from . import resources
 from .errors import ConfigError
-from .model import ChecksConfig, LaneConfig, Lock, MatrixConfig
+from .lockfile import lock_file_kind, read_lock_file
+from .model import ChecksConfig, LaneConfig, Lock, MatrixConfig, Pin
 from .model import suggest as _suggest
 from .profiles import DEFAULT_PROFILES, CpuProfile
 from .runners import RUNNERS, OptionError, Runner
@@ -215,7 +217,7 @@ def _str_list(doc: _Doc, path: tuple[str | int, ...], value: Any) -> tuple[str, 
 
 
 def _lock(doc: _Doc, value: Any) -> Lock:
-    data = _mapping(doc, ("lock",), value, ("python", "packages", "wheels"), ("python", "packages"))
+    data = _mapping(doc, ("lock",), value, ("python", "packages", "file", "wheels"), ("python",))
     python = data["python"]
     if isinstance(python, float):  # `python: 3.11` unquoted
         written = doc.raw.get(("lock", "python"), str(python))
@@ -223,8 +225,23 @@ def _lock(doc: _Doc, value: Any) -> Lock:
     python = _expect(doc, ("lock", "python"), python, str)
     if not re.fullmatch(r"3\.\d+", python):
         raise doc.error(("lock", "python"), f"expected a version like \"3.11\", found {python!r}")
-    pkgs = _expect(doc, ("lock", "packages"), data["packages"], dict)
-    packages: dict[str, str] = {}
+    if "packages" not in data and "file" not in data:
+        raise doc.error(("lock",), "missing required key 'packages' (or 'file': a pylock.toml or "
+                                   "requirements.txt)")
+    pins = _package_pins(doc, data.get("packages", {}), (python,))
+    file, file_pins = _lock_file_pins(doc, data.get("file"))
+    pins = _merged_pins(doc, pins, file_pins)
+    if not pins:
+        raise doc.error(("lock", "packages"), "the lock needs at least one package")
+    wheels = _str_list(doc, ("lock", "wheels"), data.get("wheels", []))
+    return Lock(python=python, packages=_every_lane(pins, python), wheels=wheels, pins=pins, file=file)
+
+
+def _package_pins(doc: _Doc, value: Any, pythons: Sequence[str]) -> tuple[Pin, ...]:
+    """``lock.packages``: name → exact version, or name → per-Python table (``{"3.12": "2.4.0"}``)
+    with a version for each of ``pythons``."""
+    pkgs = _expect(doc, ("lock", "packages"), value, dict)
+    pins: list[Pin] = []
     canonical: dict[str, str] = {}
     for name, version in pkgs.items():
         p = ("lock", "packages", str(name))
@@ -235,17 +252,75 @@ def _lock(doc: _Doc, value: Any) -> Lock:
             raise doc.error(p, f"the same package as {canonical[key]!r} (names compare "
                                "case-insensitively, with '-', '_', '.' alike)")
         canonical[key] = name
-        if isinstance(version, float | int) and not isinstance(version, bool):
-            written = doc.raw.get(p, str(version))
-            raise doc.error(p, f"quote the version (\"{written}\"): YAML reads it as a number")
-        version = _expect(doc, p, version, str)
-        if not re.fullmatch(r"[0-9][0-9A-Za-z.+!-]*", version) or not _pep440(version):
-            raise doc.error(p, f"expected an exact version like \"1.2.3\" (PEP 440), found {version!r:.80}")
-        packages[name] = version
-    if not packages:
-        raise doc.error(("lock", "packages"), "the lock needs at least one package")
-    wheels = _str_list(doc, ("lock", "wheels"), data.get("wheels", []))
-    return Lock(python=python, packages=packages, wheels=wheels)
+        if isinstance(version, dict):
+            pins += _python_table(doc, p, name, version, pythons)
+            continue
+        pins.append(Pin(name, _exact_version(doc, p, version), where=doc.where(p)))
+    return tuple(pins)
+
+
+def _exact_version(doc: _Doc, p: tuple[str | int, ...], version: Any) -> str:
+    if isinstance(version, float | int) and not isinstance(version, bool):
+        written = doc.raw.get(p, str(version))
+        raise doc.error(p, f"quote the version (\"{written}\"): YAML reads it as a number")
+    version = _expect(doc, p, version, str)
+    if not re.fullmatch(r"[0-9][0-9A-Za-z.+!-]*", version) or not _pep440(version):
+        raise doc.error(p, f"expected an exact version like \"1.2.3\" (PEP 440), found {version!r:.80}")
+    return str(version)
+
+
+def _python_table(doc: _Doc, p: tuple[str | int, ...], name: str, table: dict[Any, Any],
+                  pythons: Sequence[str]) -> list[Pin]:
+    """A package's per-Python versions (issue 18): one pin per Python, each only for lanes of it."""
+    if not table:
+        raise doc.error(p, "an empty table pins no version; give a version per Python, e.g. "
+                           "{\"3.11\": \"2.3.5\", \"3.12\": \"2.4.0\"}")
+    pins = []
+    for python, version in table.items():
+        q = (*p, str(python))
+        if isinstance(python, float):
+            raise doc.error(q, f"quote the Python version (\"{doc.raw.get(q, python)}\"): YAML reads it "
+                               "as a number")
+        if not isinstance(python, str) or not re.fullmatch(r"3\.\d+", python):
+            raise doc.error(q, f"expected a Python version like \"3.12\" as the key, found {python!r:.40}")
+        pins.append(Pin(name, _exact_version(doc, q, version), python=python, where=doc.where(q)))
+    missing = [py for py in pythons if py not in table]
+    if missing:
+        raise doc.error(p, f"no version for Python {', '.join(missing)} (lock.python); the table has "
+                           f"{', '.join(map(str, table))}")
+    return pins
+
+
+def _lock_file_pins(doc: _Doc, value: Any) -> tuple[str, tuple[Pin, ...]]:
+    """``lock.file`` (relative to the config file): its path as messages name it, and its pins."""
+    if value is None:
+        return "", ()
+    p = ("lock", "file")
+    written = _expect(doc, p, value, str)
+    path = Path(written).expanduser()
+    found = path if path.is_absolute() else doc.path.parent / path
+    if lock_file_kind(found) is None:
+        raise doc.error(p, f"{written!r:.80}: expected a PEP 751 lock (pylock.toml, pylock.<name>.toml) or a "
+                           "requirements file of exact pins (.txt)")
+    if not found.is_file():
+        raise doc.error(p, f"no such file {str(found)!r:.120} (paths are relative to the config file)")
+    return str(found), read_lock_file(found, str(found))
+
+
+def _merged_pins(doc: _Doc, packages: tuple[Pin, ...], from_file: tuple[Pin, ...]) -> tuple[Pin, ...]:
+    """``lock.packages`` beside ``lock.file``: a package is pinned in one of them only."""
+    in_file = {canonicalize_name(pin.name): pin for pin in from_file}
+    for pin in packages:
+        other = in_file.get(canonicalize_name(pin.name))
+        if other is not None:
+            raise ConfigError(f"{pin.where}: {pin.name} is also pinned by lock.file ({other.where}); "
+                              "pin it in one place")
+    return (*packages, *from_file)
+
+
+def _every_lane(pins: Sequence[Pin], python: str) -> dict[str, str]:
+    """Lock.packages: the pins every lane of ``python`` installs (no marker; its Python's table entry)."""
+    return {pin.name: pin.version for pin in pins if pin.marker is None and pin.python in (None, python)}
 
 
 def _pep440(version: str) -> bool:
@@ -300,7 +375,8 @@ PYTEST_NEEDS = ("pytest needs pytest in the lock (and its requirements: iniconfi
 
 
 def _pytest_locked(lock: Lock) -> bool:
-    return any(re.sub(r"[-_.]+", "-", name).lower() == "pytest" for name in lock.packages)
+    """pytest is pinned, in lock.packages or lock.file (for some lanes at least: a marker may say which)."""
+    return any(canonicalize_name(pin.name) == "pytest" for pin in lock.all_pins())
 
 
 def require_pytest(config: MatrixConfig) -> None:

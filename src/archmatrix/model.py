@@ -38,10 +38,36 @@ QEMU_USER = "qemu-user"
 
 
 @dataclass(frozen=True)
+class Pin:
+    """One locked package: an exact version, for the lanes its marker and Python select.
+
+    Read from ``lock.packages`` (a per-Python table gives one pin per Python) or
+    ``lock.file`` (a pylock.toml or a requirements.txt); :mod:`archmatrix.lockfile`
+    evaluates it per lane.
+    """
+
+    name: str
+    version: str
+    marker: str | None = None  # PEP 508 environment marker, evaluated with each lane's environment
+    hashes: tuple[str, ...] = ()  # "sha256:<hex>": the wheel staged for a lane must match one
+    python: str | None = None  # a per-Python table's entry: only lanes of this Python ("3.12")
+    extras: tuple[str, ...] = ()  # as written (pkg[extra]==1.0); their requirements are pins of their own
+    where: str = ""  # "ci/requirements.txt:12": where it was written, for messages
+
+
+@dataclass(frozen=True)
 class Lock:
     python: str
+    # What every lane of the lock's Python installs: the pins without a marker
+    # (per-Python tables resolved for ``python``). Markers are per lane: ``pins``.
     packages: Mapping[str, str]
     wheels: tuple[str, ...] = ()  # local wheel files or directories (bring your own package)
+    pins: tuple[Pin, ...] = ()  # every pin, markers and tables included; empty: ``packages`` as pins
+    file: str = ""  # lock.file as found from here (config directory / path), for messages
+
+    def all_pins(self) -> tuple[Pin, ...]:
+        """Every pin of the lock (a lock built by hand has only ``packages``)."""
+        return self.pins or tuple(Pin(name, version) for name, version in self.packages.items())
 
 
 @dataclass(frozen=True)

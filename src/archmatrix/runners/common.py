@@ -19,7 +19,8 @@ from packaging.utils import canonicalize_name
 from .. import rootcause
 from ..command import CommandError, Interrupted, run
 from ..findings import lane_warnings
-from ..staging.lock import StagedLock, stage_lock
+from ..lockfile import LaneLock, LockSelectError, lane_environment, lane_lock
+from ..staging.lock import HashMismatch, StagedLock, stage_lock
 from ..staging.prefix import PrefixSpec
 from ..staging.pytest_project import PytestProject, PytestProjectError, pytest_project
 from ..staging.result import StagingError, StagingResult
@@ -58,14 +59,30 @@ def lane_env(base: Mapping[str, str], suite_root: Path) -> tuple[dict[str, str],
     return env, removed
 
 
+def job_lock(job: LaneJob) -> LaneLock:
+    """The pins this lane installs: the lock's markers and per-Python tables evaluated with its environment."""
+    from .base import LaneInfraError
+
+    try:
+        return lane_lock(job.config.lock, lane_environment(job.lane.target, job.host, job.config.lock.python))
+    except LockSelectError as exc:
+        raise LaneInfraError(f"the lock does not say what this lane installs: {exc}",
+                             "make the markers of a package's pins exclusive") from None
+
+
 def stage_job_lock(job: LaneJob, arch: str, glibc: tuple[int, int], spec: PrefixSpec) -> StagedLock:
     """The job's lock (and ``lock.wheels``) staged for ``arch``/``glibc`` under ``job.workdir``, as the
     venv-shaped prefix ``spec`` describes."""
     from .base import LaneInfraError
 
+    pins = job_lock(job)
     try:
-        return stage_lock(job.config.lock, job.config.path.parent, arch, glibc, job.workdir, job.progress,
-                          spec=spec)
+        return stage_lock(pins, job.config.path.parent, arch, glibc, job.workdir, job.progress,
+                          spec=spec, hashes=pins.hashes, lock_file=pins.file)
+    except HashMismatch as exc:
+        raise LaneInfraError(f"could not stage the lock: {exc}",
+                             "the index serves another file than the one the lock was made with: re-lock "
+                             "(or delete the cached wheel under .archmatrix/wheels)") from None
     except StagingError as exc:
         raise LaneInfraError(f"could not stage the lock: {exc}") from exc
 
@@ -271,7 +288,7 @@ def finish(job: LaneJob, result: LaneResult, *, staging: StagingResult | None = 
     # root causes across cells: no-wheel via a dependency, SIGILL's library, a CPU below a baseline
     result = rootcause.apply(result, sites=staged_sites(staging))
     if result.status == LaneStatus.RAN or result.checks:
-        result.warnings = lane_warnings(result.facts, job.config.lock.packages)
+        result.warnings = lane_warnings(result.facts, job_lock(job).packages)  # this lane's pins
     not_as_claimed(result)
     from ..suite.result import save
 

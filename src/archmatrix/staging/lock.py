@@ -57,16 +57,51 @@ class LockLike(Protocol):
     def packages(self) -> Mapping[str, str]: ...  # name -> exact version
 
 
-def staging_key(lock: LockLike, arch: str, glibc: tuple[int, int]) -> str:
-    """Hash of everything that determines a staged directory; callers name it by this."""
-    facts = {
+def staging_key(lock: LockLike, arch: str, glibc: tuple[int, int],
+                hashes: Mapping[str, Sequence[str]] | None = None) -> str:
+    """Hash of everything that determines a staged directory; callers name it by this.
+
+    ``hashes`` (the lock's, by canonical name) are part of it: a staging made
+    before the lock had hashes was never verified against them.
+    """
+    facts: dict[str, object] = {
         "staging": STAGING_VERSION,
         "python": lock.python,
         "requirements": {canonicalize_name(k): v for k, v in sorted(lock.packages.items())},
         "arch": arch,
         "glibc": list(glibc),
     }
+    if hashes:
+        facts["hashes"] = {name: sorted(allowed) for name, allowed in sorted(hashes.items())}
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class HashMismatch(StagingError):
+    """A wheel staged for a lane matches none of the lock's hashes for its package."""
+
+
+def file_digest(path: Path, algorithm: str) -> str:
+    digest = hashlib.new(algorithm)
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_hashes(wheel: Path, name: str, version: str, allowed: Sequence[str], lock_file: str) -> None:
+    """The wheel's digest is one of ``allowed`` ("sha256:<hex>"), else :class:`HashMismatch` (one line)."""
+    digests: dict[str, str] = {}
+    for entry in allowed:
+        algorithm, _, want = entry.partition(":")
+        if algorithm not in digests:
+            digests[algorithm] = file_digest(wheel, algorithm)
+        if digests[algorithm] == want.lower():
+            return
+    sha256 = digests.get("sha256") or file_digest(wheel, "sha256")
+    raise HashMismatch(
+        f"{lock_file or 'the lock'}: {name}=={version}: the wheel {wheel.name} (sha256 {sha256}) matches "
+        f"none of the lock's {len(allowed)} hash{'es' if len(allowed) != 1 else ''} for {name}"
+    )
 
 
 def unmet_requirements(
@@ -118,9 +153,16 @@ class WheelSet:
     key: str = ""  # content-derived: what decides the installed files
 
 
-def fetch_lock_wheels(lock: LockLike, arch: str, glibc: tuple[int, int], wheel_cache: Path) -> WheelSet:
+def fetch_lock_wheels(lock: LockLike, arch: str, glibc: tuple[int, int], wheel_cache: Path, *,
+                      hashes: Mapping[str, Sequence[str]] | None = None, lock_file: str = "") -> WheelSet:
     """The lock's wheels for ``arch``/``glibc``, downloaded into ``wheel_cache`` (shared by all targets)
-    unless there already; a pin without a wheel for the platform is a missing row."""
+    unless there already; a pin without a wheel for the platform is a missing row.
+
+    ``hashes`` (by canonical name): every wheel of a package the lock has hashes
+    for must match one of them, or :class:`HashMismatch` names ``lock_file``,
+    the package and the wheel.
+    """
+    hashes = hashes or {}
     tags = supported_tags(lock.python, arch, glibc)
     target = target_name(lock.python, arch, glibc)
     target_args = pip.target_args(lock.python, arch, glibc)
@@ -149,9 +191,12 @@ def fetch_lock_wheels(lock: LockLike, arch: str, glibc: tuple[int, int], wheel_c
                 raise StagingError(
                     f"pip downloaded {name}=={version} for {target} but no matching wheel is in {wheel_cache}"
                 )
+        allowed = hashes.get(canonicalize_name(name))
+        if allowed:
+            verify_hashes(wheel, name, version, allowed, lock_file)
         wheels.append(wheel)
         installed[name] = version
-    return WheelSet(tuple(wheels), installed, tuple(missing), staging_key(lock, arch, glibc))
+    return WheelSet(tuple(wheels), installed, tuple(missing), staging_key(lock, arch, glibc, hashes))
 
 
 def container_prefix(python: str) -> PrefixSpec:
@@ -189,6 +234,8 @@ def stage_prefix(
     key: str,
     wheel_cache: Path,
     spec: PrefixSpec,
+    hashes: Mapping[str, Sequence[str]] | None = None,
+    lock_file: str = "",
 ) -> StagingResult:
     """The lock's wheels, then ``local`` (the user's own), installed as pip installs them into a venv
     of the lane's platform: the prefix ``dest``, laid out and made runnable as ``spec`` says.
@@ -207,7 +254,7 @@ def stage_prefix(
             )
         return cached
 
-    pinned = fetch_lock_wheels(lock, arch, glibc, wheel_cache)
+    pinned = fetch_lock_wheels(lock, arch, glibc, wheel_cache, hashes=hashes, lock_file=lock_file)
     local = local or WheelSet()
     result = StagingResult(
         site_packages=site_packages(dest, spec.python),
@@ -332,9 +379,12 @@ def stage_lock(
     progress: Callable[[str], None] = lambda line: None,
     *,
     spec: PrefixSpec,
+    hashes: Mapping[str, Sequence[str]] | None = None,
+    lock_file: str = "",
 ) -> StagedLock:
     """Stage the lock's wheels (and ``lock.wheels``, relative to ``config_dir``) for ``arch``/``glibc``
-    into a prefix under ``workdir`` that ``spec``'s interpreter runs. Raises :class:`StagingError`."""
+    into a prefix under ``workdir`` that ``spec``'s interpreter runs. Raises :class:`StagingError`
+    (:class:`HashMismatch` when a wheel is not one ``hashes`` allow: ``lock_file`` names the lock)."""
     progress(f"staging the lock for {arch} (glibc {glibc[0]}.{glibc[1]})")
     files = local_wheel_files(lock.wheels, config_dir)
     # a project the user brings as a local wheel is not also staged from the lock
@@ -344,10 +394,12 @@ def stage_lock(
         kept = {n: v for n, v in lock.packages.items() if canonicalize_name(n) not in replaced}
         pins = _Pins(lock.python, kept)
     local = select_local_wheels(files, lock.python, arch, glibc) if files else None
-    facts = [STAGING_VERSION, staging_key(pins, arch, glibc), local.key if local else "", *spec.facts()]
+    hashes = {name: allowed for name, allowed in (hashes or {}).items() if name not in replaced}
+    facts = [STAGING_VERSION, staging_key(pins, arch, glibc, hashes), local.key if local else "", *spec.facts()]
     key = hashlib.sha256(json.dumps(facts).encode()).hexdigest()[:16]
     dest = workdir / "prefixes" / f"{arch}-{key}"
-    staging = stage_prefix(pins, local, arch, glibc, dest, key=key, wheel_cache=workdir / "wheels", spec=spec)
+    staging = stage_prefix(pins, local, arch, glibc, dest, key=key, wheel_cache=workdir / "wheels", spec=spec,
+                           hashes=hashes, lock_file=lock_file)
     return StagedLock(staging, dest)
 
 

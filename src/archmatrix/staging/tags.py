@@ -92,20 +92,10 @@ def target_name(python_version: str, arch: str, glibc: tuple[int, int]) -> str:
 
 
 def marker_environment(python_version: str, arch: str) -> dict[str, str]:
-    """PEP 508 marker values of the target interpreter (not of this host)."""
-    major, minor = python_tuple(python_version)
-    return {
-        "implementation_name": "cpython",
-        "platform_python_implementation": "CPython",
-        "os_name": "posix",
-        "sys_platform": "linux",
-        "platform_system": "Linux",
-        "platform_machine": arch,
-        "python_version": f"{major}.{minor}",
-        "python_full_version": f"{major}.{minor}.0",
-        "implementation_version": f"{major}.{minor}.0",
-        "extra": "",
-    }
+    """PEP 508 marker values of the target interpreter on Linux ``arch`` (not of this host)."""
+    from ..lockfile import marker_values  # the one home of lane environments
+
+    return marker_values("linux", arch, python_version)
 
 
 def macos_wheel_fits(filename: str, arch: str) -> bool:
