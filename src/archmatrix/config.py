@@ -279,8 +279,7 @@ def _python_table(doc: _Doc, p: tuple[str | int, ...], name: str, table: dict[An
     for python, version in table.items():
         q = (*p, str(python))
         if isinstance(python, float):
-            raise doc.error(q, f"quote the Python version (\"{doc.raw.get(q, python)}\"): YAML reads it "
-                               "as a number")
+            raise doc.error(q, f"quote the Python version: YAML reads it as the number {python!r}")
         if not isinstance(python, str) or not re.fullmatch(r"3\.\d+", python):
             raise doc.error(q, f"expected a Python version like \"3.12\" as the key, found {python!r:.40}")
         pins.append(Pin(name, _exact_version(doc, q, version), python=python, where=doc.where(q)))

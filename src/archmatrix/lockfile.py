@@ -307,7 +307,7 @@ class LaneLock:
 
 
 def lane_lock(lock: Lock, environment: Mapping[str, str]) -> LaneLock:
-    """The pins of ``lock`` that ``environment`` selects; two for one package is a :class:`LockSelectError`."""
+    """The pins of ``lock`` that ``environment`` selects (two for one package: :class:`LockSelectError`)."""
     chosen: dict[str, Pin] = {}
     for pin in lock.all_pins():
         if not applies(pin, environment):

@@ -60,7 +60,7 @@ def lane_env(base: Mapping[str, str], suite_root: Path) -> tuple[dict[str, str],
 
 
 def job_lock(job: LaneJob) -> LaneLock:
-    """The pins this lane installs: the lock's markers and per-Python tables evaluated with its environment."""
+    """The pins this lane installs: the lock's markers and per-Python tables evaluated for this lane."""
     from .base import LaneInfraError
 
     try:

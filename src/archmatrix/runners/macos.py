@@ -34,7 +34,7 @@ from ..hostfacts import X86_PYTHON_CANDIDATES, HostFacts
 from ..model import GITHUB_MACOS_ARM64, LaneConfig, LaneTarget
 from ..profiles import DEFAULT_PROFILES, CpuProfile
 from ..staging import pip
-from ..staging.lock import local_projects, local_wheel_files
+from ..staging.lock import HashMismatch, local_projects, local_wheel_files, verify_hashes
 from ..staging.pip import PIP_TIMEOUT
 from ..staging.result import MissingWheel, StagingError, StagingResult
 from ..staging.tags import macos_wheel_fits, wheel_names, wheel_project
@@ -42,7 +42,7 @@ from ..suite import arch as arch_mod
 from ..suite.outcomes import Outcome
 from ..suite.result import CheckResult
 from .base import Availability, LaneInfraError, LaneJob, Launch, Option, OptionError
-from .common import lane_env, stage_job_suite
+from .common import job_lock, lane_env, stage_job_suite
 
 ARCHES = (arch_mod.AARCH64.macos or "arm64", arch_mod.X86_64.macos or "x86_64")  # Apple's names
 ROSETTA_HINT = "softwareupdate --install-rosetta --agree-to-license"
@@ -196,7 +196,7 @@ class MacosRunner:
         if arch not in ARCHES or python is None:  # the planner only runs available lanes
             available = self.availability(job.lane, job.host)
             raise LaneInfraError(available.reason, available.hint)
-        lock = job.config.lock
+        lock = job_lock(job)  # the pins this lane's environment selects (markers, per-Python tables)
         venv_dir = job.workdir / "venvs" / f"{job.lane.id}-{arch}"
         wheel_dir = job.workdir / "wheels" / f"macos-{arch}"
         wheel_dir.mkdir(parents=True, exist_ok=True)
@@ -221,6 +221,13 @@ class MacosRunner:
                 pins[name] = version
             else:
                 missing.append(MissingWheel(name, version, f"macOS {arch}", reason))
+        for name, version in pins.items():  # each wheel one of the lock's hashes allow, if it has some
+            allowed = lock.hashes.get(canonicalize_name(name))
+            for wheel in wheel_names(wheel_dir, {name: version}) if allowed else ():
+                try:
+                    verify_hashes(wheel_dir / wheel, name, version, allowed or (), lock.file)
+                except HashMismatch as exc:
+                    raise LaneInfraError(f"could not stage the lock: {exc}") from None
         job.progress("installing the lock")
         _must(install_command(arch, venv_dir, wheel_dir, pins, local), "could not install the lock", pip_env)
         staging = StagingResult(

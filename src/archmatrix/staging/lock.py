@@ -395,7 +395,8 @@ def stage_lock(
         pins = _Pins(lock.python, kept)
     local = select_local_wheels(files, lock.python, arch, glibc) if files else None
     hashes = {name: allowed for name, allowed in (hashes or {}).items() if name not in replaced}
-    facts = [STAGING_VERSION, staging_key(pins, arch, glibc, hashes), local.key if local else "", *spec.facts()]
+    pinned_key = staging_key(pins, arch, glibc, hashes)
+    facts = [STAGING_VERSION, pinned_key, local.key if local else "", *spec.facts()]
     key = hashlib.sha256(json.dumps(facts).encode()).hexdigest()[:16]
     dest = workdir / "prefixes" / f"{arch}-{key}"
     staging = stage_prefix(pins, local, arch, glibc, dest, key=key, wheel_cache=workdir / "wheels", spec=spec,
