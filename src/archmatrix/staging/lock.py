@@ -11,6 +11,11 @@ site-packages.
 the same prefix after the lock's. A local wheel of a project the lock also pins
 takes its place: the lock is staged without it (your build of numpy, not
 PyPI's).
+
+Staging is given the pins of one lane (:func:`archmatrix.lockfile.lane_lock`:
+markers and per-Python tables already evaluated) and, where the lock has them,
+their hashes: a wheel that matches none is a :class:`HashMismatch`, never
+installed.
 """
 
 from __future__ import annotations
