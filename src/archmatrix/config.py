@@ -23,7 +23,7 @@ from packaging.version import InvalidVersion, Version
 
 from . import resources
 from .errors import ConfigError
-from .lockfile import lock_file_kind, read_lock_file
+from .lockfile import LockFile, lock_file_kind, read_lock_file
 from .model import ChecksConfig, LaneConfig, Lock, MatrixConfig, Pin
 from .model import suggest as _suggest
 from .profiles import DEFAULT_PROFILES, CpuProfile
@@ -229,12 +229,13 @@ def _lock(doc: _Doc, value: Any) -> Lock:
         raise doc.error(("lock",), "missing required key 'packages' (or 'file': a pylock.toml or "
                                    "requirements.txt)")
     pins = _package_pins(doc, data.get("packages", {}), (python,))
-    file, file_pins = _lock_file_pins(doc, data.get("file"))
-    pins = _merged_pins(doc, pins, file_pins)
+    file, lock_file = _lock_file(doc, data.get("file"))
+    pins = _merged_pins(doc, pins, lock_file.pins)
     if not pins:
         raise doc.error(("lock", "packages"), "the lock needs at least one package")
     wheels = _str_list(doc, ("lock", "wheels"), data.get("wheels", []))
-    return Lock(python=python, packages=_every_lane(pins, python), wheels=wheels, pins=pins, file=file)
+    return Lock(python=python, packages=_every_lane(pins, python), wheels=wheels, pins=pins, file=file,
+                environments=lock_file.environments, requires_python=lock_file.requires_python)
 
 
 def _package_pins(doc: _Doc, value: Any, pythons: Sequence[str]) -> tuple[Pin, ...]:
@@ -290,10 +291,10 @@ def _python_table(doc: _Doc, p: tuple[str | int, ...], name: str, table: dict[An
     return pins
 
 
-def _lock_file_pins(doc: _Doc, value: Any) -> tuple[str, tuple[Pin, ...]]:
-    """``lock.file`` (relative to the config file): its path as messages name it, and its pins."""
+def _lock_file(doc: _Doc, value: Any) -> tuple[str, LockFile]:
+    """``lock.file`` (relative to the config file): its path as messages name it, and what it says."""
     if value is None:
-        return "", ()
+        return "", LockFile(())
     p = ("lock", "file")
     written = _expect(doc, p, value, str)
     path = Path(written).expanduser()

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 from packaging.markers import InvalidMarker, Marker, UndefinedComparison, UndefinedEnvironmentName
 from packaging.pylock import Pylock, PylockValidationError, is_valid_pylock_path
 from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 
 from .errors import ConfigError
@@ -62,8 +63,17 @@ class LockSelectError(ValueError):
 # --- reading -----------------------------------------------------------------------------------
 
 
-def read_lock_file(path: Path, shown: str) -> tuple[Pin, ...]:
-    """The pins of the lock file at ``path`` (``shown``: how messages name it)."""
+@dataclass(frozen=True)
+class LockFile:
+    """What a lock file says: its pins, and (a pylock.toml) the environments and Pythons it is for."""
+
+    pins: tuple[Pin, ...]
+    environments: tuple[str, ...] = ()  # PEP 508 markers; a lane must satisfy one
+    requires_python: str | None = None
+
+
+def read_lock_file(path: Path, shown: str) -> LockFile:
+    """The lock file at ``path`` (``shown``: how messages name it)."""
     kind = lock_file_kind(path)
     if kind is None:
         raise LockFileError(f"{shown}: expected a PEP 751 lock (pylock.toml, pylock.<name>.toml) or a "
@@ -72,7 +82,9 @@ def read_lock_file(path: Path, shown: str) -> tuple[Pin, ...]:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise LockFileError(f"{shown}: cannot read ({exc})") from None
-    return read_pylock(text, shown) if kind == "pylock" else read_requirements(text, shown)
+    if kind == "pylock":
+        return read_pylock_file(text, shown)
+    return LockFile(read_requirements(text, shown))
 
 
 def lock_file_kind(path: Path) -> str | None:
@@ -181,6 +193,11 @@ def _pin(text: str, hashes: tuple[str, ...], where: str) -> Pin:
 
 def read_pylock(text: str, shown: str) -> tuple[Pin, ...]:
     """The pins of a PEP 751 lock: each package's version, marker and the hashes of its wheels."""
+    return read_pylock_file(text, shown).pins
+
+
+def read_pylock_file(text: str, shown: str) -> LockFile:
+    """A PEP 751 lock: its pins, ``environments`` and ``requires-python``."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -202,8 +219,10 @@ def read_pylock(text: str, shown: str) -> tuple[Pin, ...]:
                   for algorithm, digest in wheel.hashes.items() if algorithm in HASH_ALGORITHMS]
         pins.append(Pin(name=package.name, version=str(package.version),
                         marker=str(package.marker) if package.marker else None,
-                        hashes=tuple(dict.fromkeys(hashes)), where=where))
-    return _checked(pins, shown)
+                        hashes=tuple(dict.fromkeys(hashes)), where=where,
+                        requires_python=str(package.requires_python) if package.requires_python else None))
+    return LockFile(_checked(pins, shown), tuple(str(m) for m in lock.environments or ()),
+                    str(lock.requires_python) if lock.requires_python else None)
 
 
 def _pylock_line(text: str, context: str | None) -> int:
@@ -306,12 +325,46 @@ class LaneLock:
     file: str = ""  # the lock file, for messages
 
 
+def python_fits(specifier: str, python: str) -> bool:
+    """Does some release of Python ``python`` (major.minor) satisfy ``specifier`` (``>=3.11``)?
+
+    The lane's patch release is the lane's to know: ``>=3.11.4`` fits 3.11.
+    """
+    try:
+        spec = SpecifierSet(specifier)
+    except InvalidSpecifier:
+        return False
+    return any(spec.contains(f"{python}.{patch}", prereleases=True) for patch in range(100))
+
+
+def _lane_words(environment: Mapping[str, str]) -> str:
+    return (f"{environment.get('sys_platform')} {environment.get('platform_machine')} "
+            f"Python {environment.get('python_version')}")
+
+
+def _lock_bounds(lock: Lock, environment: Mapping[str, str]) -> None:
+    """A pylock.toml's ``environments`` and ``requires-python`` hold for the lane (PEP 751: else an error)."""
+    where = lock.file or "the lock"
+    if lock.environments and not any(Marker(m).evaluate(dict(environment)) for m in lock.environments):
+        raise LockSelectError(f"{where}: the lock is for {' or '.join(lock.environments)}, not for "
+                              f"{_lane_words(environment)}")
+    python = environment.get("python_version", "")
+    if lock.requires_python and not python_fits(lock.requires_python, python):
+        raise LockSelectError(f"{where}: the lock requires Python {lock.requires_python}, the lane has "
+                              f"Python {python}")
+
+
 def lane_lock(lock: Lock, environment: Mapping[str, str]) -> LaneLock:
     """The pins of ``lock`` that ``environment`` selects (two for one package: :class:`LockSelectError`)."""
+    _lock_bounds(lock, environment)
     chosen: dict[str, Pin] = {}
     for pin in lock.all_pins():
         if not applies(pin, environment):
             continue
+        python = environment.get("python_version", "")
+        if pin.requires_python and not python_fits(pin.requires_python, python):
+            raise LockSelectError(f"{pin.where or pin.name}: {pin.name}=={pin.version} requires Python "
+                                  f"{pin.requires_python}, the lane has Python {python}")
         key = canonicalize_name(pin.name)
         if key in chosen:
             raise LockSelectError(
@@ -331,6 +384,7 @@ def lane_lock(lock: Lock, environment: Mapping[str, str]) -> LaneLock:
 
 __all__ = [
     "LaneLock",
+    "LockFile",
     "LockFileError",
     "LockSelectError",
     "applies",
@@ -338,7 +392,9 @@ __all__ = [
     "lane_lock",
     "lock_file_kind",
     "marker_values",
+    "python_fits",
     "read_lock_file",
     "read_pylock",
+    "read_pylock_file",
     "read_requirements",
 ]

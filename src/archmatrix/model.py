@@ -53,6 +53,7 @@ class Pin:
     python: str | None = None  # a per-Python table's entry: only lanes of this Python ("3.12")
     extras: tuple[str, ...] = ()  # as written (pkg[extra]==1.0); their requirements are pins of their own
     where: str = ""  # "ci/requirements.txt:12": where it was written, for messages
+    requires_python: str | None = None  # a pylock package's: a lane it applies to must have such a Python
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,9 @@ class Lock:
     wheels: tuple[str, ...] = ()  # local wheel files or directories (bring your own package)
     pins: tuple[Pin, ...] = ()  # every pin, markers and tables included; empty: ``packages`` as pins
     file: str = ""  # lock.file as found from here (config directory / path), for messages
+    # a pylock.toml's own bounds: every lane must satisfy one of its environments and its requires-python
+    environments: tuple[str, ...] = ()
+    requires_python: str | None = None
 
     def all_pins(self) -> tuple[Pin, ...]:
         """Every pin of the lock (a lock built by hand has only ``packages``)."""

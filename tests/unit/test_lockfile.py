@@ -379,3 +379,39 @@ def test_a_pylock_hash_is_checked_like_a_requirements_hash(project: Path) -> Non
     pylock(sha256(wheel))
     staged = stage_job_lock(job(project, "host"), "x86_64", (2, 36), PrefixSpec(PY, sys.executable))
     assert staged.staging.installed == {"tinyone": "1.0"}
+
+
+def test_a_pylocks_environments_and_requires_python_bound_its_lanes(tmp_path: Path) -> None:
+    """PEP 751: installing for an environment the lock is not for is an error, never an empty lane."""
+    (tmp_path / "pylock.toml").write_text(
+        'lock-version = "1.0"\ncreated-by = "t"\nrequires-python = ">=3.11.4"\n'
+        "environments = [\"sys_platform == 'linux'\"]\n\n"
+        '[[packages]]\nname = "tinyone"\nversion = "1.0"\nrequires-python = ">=3.12"\n'
+        "marker = \"platform_machine == 'aarch64'\"\n"
+        'sdist = {name = "tinyone-1.0.tar.gz", url = "https://x.invalid/t.tar.gz", hashes = {sha256 = "'
+        + SHA_A + '"}}\n')
+    lock = config.load(_config(tmp_path, "  file: pylock.toml\n")).lock
+    assert lock.environments == ('sys_platform == "linux"',) and lock.requires_python == ">=3.11.4"
+    assert dict(lane_lock(lock, _env("linux", "x86_64", "3.11")).packages) == {}  # 3.11.4 and later fit
+    with pytest.raises(LockSelectError, match=r"pylock.toml: the lock is for sys_platform == \"linux\", not "
+                                              r"for darwin arm64 Python 3.11"):
+        lane_lock(lock, _env("macos", "aarch64", "3.11"))
+    with pytest.raises(LockSelectError, match=r"the lock requires Python >=3.11.4, the lane has Python 3.10"):
+        lane_lock(lock, _env("linux", "x86_64", "3.10"))
+    with pytest.raises(LockSelectError, match=r"pylock.toml:6: tinyone==1.0 requires Python >=3.12, the lane "
+                                              r"has Python 3.11"):
+        lane_lock(lock, _env("linux", "aarch64", "3.11"))
+    assert dict(lane_lock(lock, _env("linux", "aarch64", "3.12")).packages) == {"tinyone": "1.0"}
+
+
+def test_a_lane_the_lock_is_not_for_is_an_infra_error(project: Path) -> None:
+    (project / "pylock.toml").write_text(
+        'lock-version = "1.0"\ncreated-by = "t"\nenvironments = ["sys_platform == \'win32\'"]\n'
+        '[[packages]]\nname = "tinyone"\nversion = "1.0"\n'
+        'sdist = {name = "tinyone-1.0.tar.gz", url = "https://x.invalid/t.tar.gz", hashes = {sha256 = "'
+        + SHA_A + '"}}\n')
+    _config(project, "  file: pylock.toml\n")
+    result = run_lane(job(project, "host"))
+    assert result.status == LaneStatus.INFRA_ERROR
+    assert result.reason == (f"cannot select the lock's pins for this lane: {project / 'pylock.toml'}: the "
+                             f'lock is for sys_platform == "win32", not for linux x86_64 Python {PY}')

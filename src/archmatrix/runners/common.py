@@ -66,8 +66,9 @@ def job_lock(job: LaneJob) -> LaneLock:
     try:
         return lane_lock(job.config.lock, lane_environment(job.lane.target, job.host, job.config.lock.python))
     except LockSelectError as exc:
-        raise LaneInfraError(f"the lock does not say what this lane installs: {exc}",
-                             "make the markers of a package's pins exclusive") from None
+        raise LaneInfraError(f"cannot select the lock's pins for this lane: {exc}",
+                             "fix the lock file (or leave the lane out): a lane installs exactly one pin "
+                             "of each package its environment selects") from None
 
 
 def stage_job_lock(job: LaneJob, arch: str, glibc: tuple[int, int], spec: PrefixSpec) -> StagedLock:
