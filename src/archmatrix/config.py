@@ -302,8 +302,10 @@ def _lock_file(doc: _Doc, value: Any) -> tuple[str, LockFile]:
     if lock_file_kind(found) is None:
         raise doc.error(p, f"{written!r:.80}: expected a PEP 751 lock (pylock.toml, pylock.<name>.toml) or a "
                            "requirements file of exact pins (.txt)")
-    if not found.is_file():
+    if not found.exists():
         raise doc.error(p, f"no such file {str(found)!r:.120} (paths are relative to the config file)")
+    if not found.is_file():  # a directory, a FIFO, a device: nothing to read a lock from
+        raise doc.error(p, f"{str(found)!r:.120} is not a regular file")
     return str(found), read_lock_file(found, str(found))
 
 

@@ -189,11 +189,15 @@ def test_lock_file_beside_lock_packages(tmp_path: Path) -> None:
      "lock.file ("),
     ("  wheels: []\n", ":1:1: lock: missing required key 'packages' (or 'file'"),
     ("  file: bad.txt\n", "bad.txt:2: scipy: expected an exact pin"),
+    ("  file: dir.txt\n", "dir.txt' is not a regular file"),
+    ("  file: pylock.toml\n", "pylock.toml:1: TOML syntax error"),
 ])
 def test_lock_file_config_errors_exit_2_on_one_line(tmp_path: Path, lock: str, expected: str,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "r.txt").write_text("numpy==2.4.6\n")
     (tmp_path / "bad.txt").write_text("numpy==2.4.6\nscipy>=1\n")
+    (tmp_path / "dir.txt").mkdir()
+    (tmp_path / "pylock.toml").write_bytes(b"lock-version = \x00\n")
     path = _config(tmp_path, lock)
     code = cli.main(["plan", "--config", str(path)])
     err = capsys.readouterr().err
