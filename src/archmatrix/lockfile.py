@@ -125,7 +125,7 @@ def _logical_lines(text: str) -> list[tuple[int, str]]:
     for number, raw in enumerate(text.splitlines(), 1):
         if not pending:
             start = number
-        line = _COMMENT.sub("", raw)
+        line = _COMMENT.sub("", raw).rstrip()  # "pkg==1 \\  " continues too
         if line.endswith("\\"):
             pending.append(line[:-1])
             continue
