@@ -95,7 +95,7 @@ def _add_own_packages(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pytest", action="append", dest="pytest", default=[], metavar="ARGS",
                    help="also run your pytest suite in every lane, one cell per test (added to "
                         "checks.pytest; split like a shell would: --pytest 'tests/ -k fast'; paths relative "
-                        "to the current directory; pytest must be in lock.packages; repeatable)")
+                        "to the current directory; pytest must be in the lock; repeatable)")
 
 
 def with_own_packages(cfg: config_mod.MatrixConfig, wheels: Sequence[Path],

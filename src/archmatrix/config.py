@@ -382,9 +382,10 @@ def _pytest_locked(lock: Lock) -> bool:
 
 
 def require_pytest(config: MatrixConfig) -> None:
-    """``checks.pytest`` (or ``--pytest``) needs pytest in ``lock.packages``."""
+    """``checks.pytest`` (or ``--pytest``) needs pytest in the lock (``lock.packages`` or ``lock.file``)."""
     if config.checks.pytest and not _pytest_locked(config.lock):
-        raise ConfigError(f"{config.path}: lock.packages: --pytest {PYTEST_NEEDS}")
+        where = "lock.file" if config.lock.file else "lock.packages"
+        raise ConfigError(f"{config.path}: {where}: --pytest {PYTEST_NEEDS}")
 
 
 def _positive(doc: _Doc, path: tuple[str | int, ...], value: Any) -> float:

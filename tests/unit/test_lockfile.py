@@ -13,6 +13,7 @@ import base64
 import hashlib
 import sys
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -212,9 +213,14 @@ def test_pytest_locked_in_the_lock_file(tmp_path: Path) -> None:
     (tmp_path / "r.txt").write_text("pytest==8.3.4\niniconfig==2.0.0\npluggy==1.5.0\n")
     (tmp_path / "tests").mkdir()
     config.load(_config(tmp_path, "  file: r.txt\n", "checks: {pytest: [tests]}\n"))  # accepted
+    cfg = config.load(_config(tmp_path, "  file: r.txt\n"))
+    config.require_pytest(replace(cfg, checks=replace(cfg.checks, pytest=("tests",))))  # --pytest tests
     (tmp_path / "r.txt").write_text("numpy==2.4.6\n")
     with pytest.raises(ConfigError, match=r"checks.pytest: pytest needs pytest in the lock"):
         config.load(_config(tmp_path, "  file: r.txt\n", "checks: {pytest: [tests]}\n"))
+    cfg = config.load(_config(tmp_path, "  file: r.txt\n"))
+    with pytest.raises(ConfigError, match=r"matrix.yaml: lock.file: --pytest pytest needs pytest"):
+        config.require_pytest(replace(cfg, checks=replace(cfg.checks, pytest=("tests",))))
 
 
 # --- per-Python tables (issue 18) --------------------------------------------------------------
