@@ -323,6 +323,7 @@ class LaneLock:
     wheels: tuple[str, ...] = ()  # lock.wheels, unchanged
     hashes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # canonical name -> "algo:hex"
     file: str = ""  # the lock file, for messages
+    extras: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # canonical name -> extras named
 
 
 def python_fits(specifier: str, python: str) -> bool:
@@ -379,6 +380,7 @@ def lane_lock(lock: Lock, environment: Mapping[str, str]) -> LaneLock:
         wheels=tuple(lock.wheels),
         hashes={key: pin.hashes for key, pin in chosen.items() if pin.hashes},
         file=lock.file,
+        extras={key: pin.extras for key, pin in chosen.items() if pin.extras},
     )
 
 

@@ -323,10 +323,11 @@ def project(tmp_path: Path) -> Path:
     """A project whose lock's wheels are all in the workdir's wheel cache: staging never calls pip."""
     cache = tmp_path / "work" / "wheels"
     tiny = build_wheel(cache, "tinyone", "1.0", requires=('armdep==2.0; platform_machine == "aarch64"',
-                                                         "needed>=1"))
+                                                         "needed>=1", 'sockdep>=1; extra == "socks"',
+                                                         'other>=1; extra == "other"'))
     build_wheel(cache, "armdep", "2.0")
     (tmp_path / "requirements.txt").write_text(
-        f"tinyone==1.0 --hash=sha256:{SHA_B} \\\n    --hash=sha256:{sha256(tiny)}\n"
+        f"tinyone[socks]==1.0 --hash=sha256:{SHA_B} \\\n    --hash=sha256:{sha256(tiny)}\n"
         'armdep==2.0 ; platform_machine == "aarch64"\n'
         # no wheel of it exists anywhere: staging it would be a no-wheel (and a pip call)
         'winonly==3.0 ; sys_platform == "win32"\n'
@@ -349,13 +350,16 @@ def test_a_pin_a_marker_excludes_is_never_a_no_wheel_there(project: Path) -> Non
     assert [(r.id, r.outcome) for r in rows] == [("wheel.tinyone", Outcome.PASS)]
     assert (host.staging.site_packages / "tinyone.py").is_file()
     # a requirement of a pinned package that the lock does not pin is named, as with lock.packages;
-    # armdep is required only on aarch64, so not here
-    assert host.staging.unmet == ["tinyone 1.0 requires needed>=1, which the lock does not pin"]
+    # armdep is required only on aarch64, so not here; the socks extra's requirement, as the lock names it
+    assert host.staging.unmet == [
+        "tinyone 1.0 requires needed>=1, which the lock does not pin",
+        'tinyone 1.0 requires sockdep>=1; extra == "socks", which the lock does not pin',
+    ]
 
     arm = stage_job_lock(job(project, "linux-arm64-docker"), "aarch64", (2, 36), container_prefix(PY))
     assert arm.staging.installed == {"tinyone": "1.0", "armdep": "2.0"}
     assert not any(r.outcome is Outcome.NO_WHEEL for r in wheel_checks(arm.staging))
-    assert arm.staging.unmet == ["tinyone 1.0 requires needed>=1, which the lock does not pin"]
+    assert arm.staging.unmet == host.staging.unmet
 
 
 def test_a_hash_mismatch_is_the_lanes_infra_error_naming_the_file(project: Path) -> None:

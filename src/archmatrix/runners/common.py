@@ -79,7 +79,7 @@ def stage_job_lock(job: LaneJob, arch: str, glibc: tuple[int, int], spec: Prefix
     pins = job_lock(job)
     try:
         return stage_lock(pins, job.config.path.parent, arch, glibc, job.workdir, job.progress,
-                          spec=spec, hashes=pins.hashes, lock_file=pins.file)
+                          spec=spec, hashes=pins.hashes, lock_file=pins.file, extras=pins.extras)
     except HashMismatch as exc:
         raise LaneInfraError(f"could not stage the lock: {exc}",
                              "the index serves another file than the one the lock was made with: re-lock "

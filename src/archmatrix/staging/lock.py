@@ -113,22 +113,27 @@ def unmet_requirements(
     requires: Mapping[str, Sequence[str]],
     locked: Mapping[str, str],
     environment: Mapping[str, str],
+    extras: Mapping[str, Sequence[str]] | None = None,
 ) -> list[str]:
     """Requirements (``Requires-Dist`` lines per package) that the lock's pins miss.
 
     Staging installs with ``--no-deps`` so every lane gets exactly the lock;
-    this says where the lock itself is incomplete or inconsistent.
+    this says where the lock itself is incomplete or inconsistent. ``extras``
+    (by canonical name): the extras the lock names a package with
+    (``requests[socks]==…``), whose requirements it must pin too.
     """
     pins = {canonicalize_name(name): version for name, version in locked.items()}
     problems: list[str] = []
     for dist, lines in sorted(requires.items()):
+        wanted = ("", *(extras or {}).get(canonicalize_name(dist.rsplit(" ", 1)[0]), ()))
         for line in lines:
             try:
                 req = Requirement(line)
             except InvalidRequirement as exc:
                 problems.append(f"{dist} declares an unreadable requirement {line!r}: {exc}")
                 continue
-            if req.marker is not None and not req.marker.evaluate(dict(environment)):
+            if req.marker is not None and not any(req.marker.evaluate({**environment, "extra": extra})
+                                                  for extra in wanted):
                 continue
             pin = pins.get(canonicalize_name(req.name))
             if pin is None:
@@ -241,6 +246,7 @@ def stage_prefix(
     spec: PrefixSpec,
     hashes: Mapping[str, Sequence[str]] | None = None,
     lock_file: str = "",
+    extras: Mapping[str, Sequence[str]] | None = None,
 ) -> StagingResult:
     """The lock's wheels, then ``local`` (the user's own), installed as pip installs them into a venv
     of the lane's platform: the prefix ``dest``, laid out and made runnable as ``spec`` says.
@@ -275,7 +281,7 @@ def stage_prefix(
         install_wheels(pinned.wheels, tmp, spec, published=dest)
         # the lock's own consistency: installed without dependencies, every lane gets exactly the pins
         unmet = unmet_requirements(staged_requirements(site_packages(tmp, spec.python)), lock.packages,
-                                   marker_environment(lock.python, arch))
+                                   marker_environment(lock.python, arch), extras)
         install_wheels(local.wheels, tmp, spec, published=dest)
         result = dataclasses.replace(result, unmet=unmet)
         write_marker(tmp, result, dest)  # last: its presence means "complete"
@@ -386,6 +392,7 @@ def stage_lock(
     spec: PrefixSpec,
     hashes: Mapping[str, Sequence[str]] | None = None,
     lock_file: str = "",
+    extras: Mapping[str, Sequence[str]] | None = None,
 ) -> StagedLock:
     """Stage the lock's wheels (and ``lock.wheels``, relative to ``config_dir``) for ``arch``/``glibc``
     into a prefix under ``workdir`` that ``spec``'s interpreter runs. Raises :class:`StagingError`
@@ -402,10 +409,12 @@ def stage_lock(
     hashes = {name: allowed for name, allowed in (hashes or {}).items() if name not in replaced}
     pinned_key = staging_key(pins, arch, glibc, hashes)
     facts = [STAGING_VERSION, pinned_key, local.key if local else "", *spec.facts()]
+    if extras:  # they decide which requirements the staging reports unmet
+        facts.append(json.dumps({name: sorted(names) for name, names in sorted(extras.items())}))
     key = hashlib.sha256(json.dumps(facts).encode()).hexdigest()[:16]
     dest = workdir / "prefixes" / f"{arch}-{key}"
     staging = stage_prefix(pins, local, arch, glibc, dest, key=key, wheel_cache=workdir / "wheels", spec=spec,
-                           hashes=hashes, lock_file=lock_file)
+                           hashes=hashes, lock_file=lock_file, extras=extras)
     return StagedLock(staging, dest)
 
 
