@@ -91,8 +91,8 @@ def test_a_symlink_to_dev_zero(tmp_path: Path) -> None:
 def test_too_many_containers(tmp_path: Path) -> None:
     path = tmp_path / "many.json"
     path.write_text("[" + ",".join(["{}"] * (MAX_CONTAINERS + 100_000)) + "]")
-    assert (f"{MAX_CONTAINERS + 100_001} JSON objects and arrays, more than a result file has ({MAX_CONTAINERS})"
-            in _rejected(path))
+    assert (f"{MAX_CONTAINERS + 100_001} JSON objects and arrays, more than a result file has "
+            f"({MAX_CONTAINERS})") in _rejected(path)
 
 
 # --- facts of the wrong type ---------------------------------------------------------------------

@@ -34,7 +34,8 @@ def lane(name: str, special: dict[int, Outcome], *, n: int = N) -> LaneResult:
     checks = [CheckResult("wheel.demo", Outcome.PASS), CheckResult("lane.self", Outcome.PASS)]
     for i in range(n):
         outcome = special.get(i, Outcome.PASS)
-        message = {Outcome.SKIPPED: "not here", Outcome.PASS: ""}.get(outcome, f"test {i} died: {outcome.value}")
+        message = {Outcome.SKIPPED: "not here", Outcome.PASS: ""}.get(outcome,
+                                                                     f"test {i} died: {outcome.value}")
         checks.append(CheckResult(tid(i), outcome, message=message))
     return LaneResult(lane=name, runner="venv", facts=FACTS, checks=checks)
 

@@ -43,8 +43,8 @@ def render(matrix: Matrix, *, title: str = "archmatrix", rows: Rows = "all",
     table = build_table(matrix)
     check_rows = table.check_rows
     if rows == "notable":
-        check_rows = [row for i, (row, cells) in enumerate(zip(table.check_rows, table.check_cells, strict=True))
-                      if notable(cells) or i in table.always_shown]
+        rows_cells = enumerate(zip(table.check_rows, table.check_cells, strict=True))
+        check_rows = [row for i, (row, cells) in rows_cells if notable(cells) or i in table.always_shown]
     hidden = len(table.check_rows) - len(check_rows)
     out = [f"### {markdown(title)}", ""]
     if diff is not None:
