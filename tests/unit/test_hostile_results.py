@@ -19,7 +19,7 @@ from hostile_helpers import OWN_ANNOTATION, Run, assert_one_line_error, cli, exa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from archmatrix.suite.result import MAX_CHECKS, MAX_ID, ResultFileError, load
+from archmatrix.suite.result import MAX_CHECKS, MAX_CONTAINERS, MAX_ID, ResultFileError, load
 
 DOCUMENTED_EXIT_CODES = {0, 1, 2, 3, 4, 130}  # 130: a lane file says "interrupted"
 
@@ -90,8 +90,9 @@ def test_a_symlink_to_dev_zero(tmp_path: Path) -> None:
 
 def test_too_many_containers(tmp_path: Path) -> None:
     path = tmp_path / "many.json"
-    path.write_text("[" + ",".join(["{}"] * 300_000) + "]")
-    assert "300001 JSON objects and arrays, more than a result file has (200000)" in _rejected(path)
+    path.write_text("[" + ",".join(["{}"] * (MAX_CONTAINERS + 100_000)) + "]")
+    assert (f"{MAX_CONTAINERS + 100_001} JSON objects and arrays, more than a result file has "
+            f"({MAX_CONTAINERS})") in _rejected(path)
 
 
 # --- facts of the wrong type ---------------------------------------------------------------------
@@ -265,9 +266,11 @@ def _hostile_files(directory: Path) -> None:
         lane["facts"]["os"] = big
         lane["facts"]["machine"] = "\x1b" * 500_000
         lane["facts"]["extra"] = [f"{j}" * 5 for j in range(100_000)]
-        # check ids differ between the files: every lane adds its own rows
+        # check ids differ between the files: every lane adds its own rows. 1,000 failing checks a
+        # file: a lane keeps up to MAX_CHECKS (a pytest suite's thousands of tests), so the memory
+        # bounded here is that of 20,000 hostile cells, as many as when a lane kept 1,000 of 3,000
         lane["checks"] = [{"id": f"l{i}c{j}-" + "C" * 300, "outcome": "segfault", "message": "m" * 300,
-                           "evidence": {"stderr_tail": "\x1b[31m" * 30}} for j in range(3_000)]
+                           "evidence": {"stderr_tail": "\x1b[31m" * 30}} for j in range(1_000)]
         lane["checks"].append({"id": "perf.pool_scaling", "outcome": "pass",
                                "metrics": {"pool_sizes": [1, 1e9], "throughput_mcos_s": [1, 1]}})
         lane["warnings"] = [{"id": "w", "message": big[:100_000], "hint": ""}] * 20

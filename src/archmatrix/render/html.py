@@ -79,11 +79,11 @@ def _tile(lane: LaneResult, matrix: Matrix) -> str:
     return "".join(parts)
 
 
-def _cell(result: CheckResult | None, changed: bool) -> str:
+def _cell(result: CheckResult | None, changed: bool, text: str, counts: bool = False) -> str:
     classes = outcome_class(result) + (" changed" if changed else "")
-    if result is None or result.outcome is Outcome.PASS or not (result.message or result.evidence):
-        # a passing cell has nothing to read: no evidence link
-        return f"<td class='{classes}'>{escape(cell_text(result))}</td>"
+    if result is None or result.outcome is Outcome.PASS or counts or not (result.message or result.evidence):
+        # a passing cell has nothing to read (the pytest row's counts are its text): no evidence link
+        return f"<td class='{classes}'>{escape(text)}</td>"
     detail = result.message
     ev = result.evidence
     tail = ev.get("stderr_tail") or ev.get("stdout_tail") or ev.get("output_tail")
@@ -108,7 +108,8 @@ def _checks_table(table: Table, diff: MatrixDiff | None) -> list[str]:
         row_changed = [(ln.lane, row[0]) in changed for ln in table.lanes]
         classes = "check" + (" fails" if row_failed(cells) else "") + (" changed" if any(row_changed) else "")
         h.append(f"<tr class='{classes}'><th>{escape(row[0])}</th>")
-        h.extend(_cell(result, was) for result, was in zip(cells, row_changed, strict=True))
+        h.extend(_cell(result, was, text, i in table.always_shown)
+                 for result, was, text in zip(cells, row_changed, row[1:], strict=True))
         h.append("</tr>")
     h.append(f"<tr><th>{escape(table.summary_row[0])}</th>")
     h.extend(f"<th>{escape(c)}</th>" for c in table.summary_row[1:])

@@ -33,8 +33,9 @@ def render(matrix: Matrix, *, title: str = "archmatrix", rows: Rows = "all",
     """The matrix as a markdown table, then skipped lanes and findings, one bullet each.
 
     ``rows="notable"`` keeps the lane header rows (platform, versions, BLAS,
-    CPU, lock, …) and the summary, but of the check rows only those where a
-    lane did not pass; one line under the table counts the rows left out.
+    CPU, lock, …), the ``pytest`` row and the summary, but of the check rows
+    only those where a lane did not pass; one line under the table counts the
+    rows left out.
     ``diff`` (the comparison with a baseline) goes first, under the title.
     """
     if rows not in ROWS:
@@ -42,8 +43,8 @@ def render(matrix: Matrix, *, title: str = "archmatrix", rows: Rows = "all",
     table = build_table(matrix)
     check_rows = table.check_rows
     if rows == "notable":
-        check_rows = [row for row, cells in zip(table.check_rows, table.check_cells, strict=True)
-                      if notable(cells)]
+        rows_cells = enumerate(zip(table.check_rows, table.check_cells, strict=True))
+        check_rows = [row for i, (row, cells) in rows_cells if notable(cells) or i in table.always_shown]
     hidden = len(table.check_rows) - len(check_rows)
     out = [f"### {markdown(title)}", ""]
     if diff is not None:

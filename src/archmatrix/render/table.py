@@ -14,6 +14,7 @@ from ..speed import speed_rows
 from ..suite.outcomes import Outcome
 from ..suite.result import CheckResult, LaneResult, LaneStatus, cut
 from ..summary import HEADER_ROWS, LaneSummary, summarise
+from .rows import Row, select_rows
 
 NOT_RUN = "– not run"
 # What a table cell or a line under the table shows of a fact, a reason or a
@@ -21,10 +22,15 @@ NOT_RUN = "– not run"
 # column to its widest, so one long cell would multiply by the number of rows.
 MAX_CELL = 200
 MAX_LINE = 1_000
-# Check rows shown (a real suite has tens): beyond this, rows where every
-# lane passed go first, and a line under the table says how many are not
-# shown. The exit status, matrix.json and junit.xml still hold every check.
+# Check rows shown (a real suite has tens; a pytest suite is folded into one
+# row, see .rows): beyond this, rows where some lane failed are all kept, of
+# the others those every lane passed go first, and a line under the table
+# says how many are not shown. The exit status, matrix.json and junit.xml
+# still hold every check.
 MAX_ROWS = 1_000
+# Failing rows are kept beyond MAX_ROWS up to this many cells (rows × lanes):
+# every failing test of a real suite, a bounded table from a hostile file.
+MAX_CELLS = 40_000
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,8 @@ class Table:
     summary_row: list[str]
     skipped: list[LaneResult]
     rows_not_shown: int = 0  # check rows left out beyond MAX_ROWS
+    always_shown: frozenset[int] = frozenset()  # rows every view shows (the pytest row)
+    failing_not_shown: int = 0  # of rows_not_shown, those where some lane failed (beyond MAX_CELLS)
 
 
 def cell_text(result: CheckResult | None) -> str:
@@ -45,27 +53,26 @@ def cell_text(result: CheckResult | None) -> str:
     return f"{result.outcome.glyph} {result.outcome.value}"
 
 
+def row_text(row: Row) -> list[str]:
+    """A row as text: a cell's glyph and outcome; in the ``pytest`` row, the glyph and the counts."""
+    if row.summary:
+        return [row.id, *(cell_text(c) if c is None else f"{c.outcome.glyph} {c.message}" for c in row.cells)]
+    return [row.id, *(cell_text(c) for c in row.cells)]
+
+
 def build_table(matrix: Matrix) -> Table:
     columns = [ln for ln in matrix.lanes if ln.status != LaneStatus.SKIPPED]
     skipped = [ln for ln in matrix.lanes if ln.status == LaneStatus.SKIPPED]
     summaries = [summarise(ln, matrix.lock) for ln in columns]
     header_rows = [[label, *(cut(s.rows[label], MAX_CELL) for s in summaries)] for label in HEADER_ROWS]
     header_rows += speed_rows(columns)  # speed relative to the host; absent when no probe ran
-    check_ids = matrix.check_ids()
-    by_id = [{c.id: c for c in reversed(ln.checks)} for ln in columns]  # first of a duplicated id wins
-    cells = [[lane_checks.get(cid) for lane_checks in by_id] for cid in check_ids]
-    not_shown = max(0, len(check_ids) - MAX_ROWS)
-    if not_shown:
-        # keep the rows where some lane did not pass, then the first others; in their order
-        worth = [i for i, row in enumerate(cells)
-                 if any(c is None or c.outcome is not Outcome.PASS for c in row)]
-        keep = set(worth[:MAX_ROWS])
-        keep.update([i for i in range(len(cells)) if i not in keep][:MAX_ROWS - len(keep)])
-        check_ids = [cid for i, cid in enumerate(check_ids) if i in keep]
-        cells = [row for i, row in enumerate(cells) if i in keep]
-    check_rows = [[cid, *(cell_text(c) for c in row)] for cid, row in zip(check_ids, cells, strict=True)]
+    rows, not_shown, failing_not_shown = select_rows(columns, matrix.check_ids(), MAX_ROWS, MAX_CELLS)
+    check_rows = [row_text(row) for row in rows]
+    cells = [list(row.cells) for row in rows]
+    always = frozenset(i for i, row in enumerate(rows) if row.summary)
     summary_row = ["summary", *(cut(s.status_text, MAX_CELL) for s in summaries)]
-    return Table(columns, summaries, header_rows, check_rows, cells, summary_row, skipped, not_shown)
+    return Table(columns, summaries, header_rows, check_rows, cells, summary_row, skipped, not_shown, always,
+                 failing_not_shown)
 
 
 def row_failed(cells: list[CheckResult | None]) -> bool:
@@ -82,7 +89,7 @@ def failing_first(table: Table, *, all_rows: bool = True) -> list[int]:
     their order); without ``all_rows``, only the rows some lane did not pass."""
     failed = [i for i, cells in enumerate(table.check_cells) if row_failed(cells)]
     rest = [i for i, cells in enumerate(table.check_cells)
-            if not row_failed(cells) and (all_rows or row_notable(cells))]
+            if not row_failed(cells) and (all_rows or row_notable(cells) or i in table.always_shown)]
     return failed + rest
 
 
@@ -96,7 +103,9 @@ def skipped_lines(table: Table) -> list[str]:
     """Lines about the table itself: its skipped lanes, and the check rows it could not show."""
     lines = []
     if table.rows_not_shown:
-        lines.append(f"{table.rows_not_shown} more check rows not shown (over {MAX_ROWS}; "
+        failing = (f", {table.failing_not_shown} of them failing (over {MAX_CELLS} cells)"
+                   if table.failing_not_shown else "")
+        lines.append(f"{table.rows_not_shown} more check rows not shown (over {MAX_ROWS}{failing}; "
                      "matrix.json and junit.xml have every check)")
     for lane in table.skipped:
         hint = f" — hint: {lane.hint}" if lane.hint else ""

@@ -38,14 +38,15 @@ class ResultFileError(Exception):
 
 
 # Bounds on what one result file may make a reader hold. Generous for real
-# lanes (a few hundred KB, tens of checks), small against a hostile file.
+# lanes (a few hundred KB, tens of checks; a project's pytest suite, a cell
+# per test: thousands, each 4-5 JSON containers), small against a hostile file.
 MAX_FILE_BYTES = 64 * 1024 * 1024
-MAX_CONTAINERS = 200_000  # JSON objects + arrays in one file (counted before parsing)
+MAX_CONTAINERS = 500_000  # JSON objects + arrays in one file (counted before parsing)
 MAX_DEPTH = 32  # nesting kept inside facts, evidence, metrics
 MAX_ID = 200  # lane, runner, check and warning ids
 MAX_TEXT = 20_000  # any other text: messages, evidence, facts
 MAX_ITEMS = 1_000  # items kept of any list or object inside facts, evidence, metrics
-MAX_CHECKS = 1_000  # checks kept of one lane
+MAX_CHECKS = 20_000  # checks kept of one lane (a pytest suite: a check per test)
 MAX_WARNINGS = 200
 MAX_KEPT_CHARS = 1_000_000  # all text kept from one file (each JSON value counts as 16)
 _NODE_COST = 16

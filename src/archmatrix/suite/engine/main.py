@@ -15,6 +15,7 @@ import json
 import signal
 import sys
 import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,27 @@ from ..result import CheckResult, LaneResult, LaneStatus, save
 from ..spec import SuiteSpec
 from . import pytest_runner
 from .supervise import DEFAULT_TIMEOUT, ChildReport, Stage, run_checks, run_forked
+
+# A pytest suite's cells are saved at most this often: saving the whole lane
+# result after each of thousands of tests is quadratic in the tests (it made
+# a 478-test suite ~1.6x slower than plain pytest, more under emulation). A
+# lane killed outright loses at most this much; an interrupt saves everything.
+SAVE_EVERY_S = 1.0
+
+
+class Throttled:
+    """``func()`` when at least ``every_s`` passed since the last call that ran it (the first runs)."""
+
+    def __init__(self, func: Callable[[], None], every_s: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.func, self.every_s, self.clock = func, every_s, clock
+        self.last: float | None = None
+
+    def __call__(self) -> None:
+        now = self.clock()
+        if self.last is None or now - self.last >= self.every_s:
+            self.last = now
+            self.func()
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -168,15 +190,21 @@ def main(argv: list[str] | None = None) -> int:
         if spec.pytest and pytest_runner.may_select(patterns):
             # the project's own tests, after the built-in checks: one cell per test
             tests: list[CheckResult] = []
+            save_soon = Throttled(save_now, SAVE_EVERY_S)
 
             def on_test(res: CheckResult) -> None:
                 tests.append(res)
-                on_result(res)
+                result.checks.append(res)
+                save_soon()
                 progress(len(tests), len(tests), res)  # how many there are is known only at the end
 
-            pytest_facts = pytest_runner.run_pytest(
-                spec.pytest, on_result=on_test, default_timeout=args.timeout, timeouts=dict(spec.timeouts),
-                select=patterns, exclude=list(args.exclude) + list(spec.exclude), notice=notice)
+            try:
+                pytest_facts = pytest_runner.run_pytest(
+                    spec.pytest, on_result=on_test, default_timeout=args.timeout,
+                    timeouts=dict(spec.timeouts), select=patterns,
+                    exclude=list(args.exclude) + list(spec.exclude), notice=notice)
+            finally:
+                save_now()  # the cells since the last save, however pytest's run ended
             result.facts["pytest"] = pytest_facts.to_dict()
     except KeyboardInterrupt:
         result.reason = "interrupted before every check ran"

@@ -16,6 +16,7 @@ import ctypes
 import ctypes.util
 import importlib
 import importlib.metadata
+import importlib.util
 import os
 import platform
 import re
@@ -193,27 +194,39 @@ def top_level_modules() -> dict[str, list[str]]:
     return {dist: sorted(modules) for dist, modules in sorted(out.items())}
 
 
+def not_installed(package: str) -> bool:
+    """``package`` is not in this environment at all (as opposed to there and failing to import)."""
+    try:
+        return importlib.util.find_spec(package) is None
+    except (ImportError, ValueError):
+        return False
+
+
 def library_facts(machine: str) -> dict[str, Any]:
     """Facts that need numpy and friends; each part guarded so one failure is recorded, not fatal."""
     facts: dict[str, Any] = {"errors": {}}
 
-    def attempt(key: str, func: Any) -> None:
+    def attempt(key: str, func: Any, needs: str = "") -> None:
         try:
             facts[key] = func()
+        except ModuleNotFoundError as exc:
+            # a package the lock does not have (a project's own tests need no numpy): no fact, no error
+            if not (needs and not_installed(needs)):
+                facts["errors"][key] = f"{type(exc).__name__}: {exc}"
         except Exception as exc:  # recorded: a missing fact is information too
             facts["errors"][key] = f"{type(exc).__name__}: {exc}"
 
     attempt("packages", installed_packages)
     attempt("modules", top_level_modules)
-    attempt("cpu", cpu_features)
-    attempt("numpy_build", numpy_build)
+    attempt("cpu", cpu_features, "numpy")
+    attempt("numpy_build", numpy_build, "numpy")
     # Import the stack first so threadpoolctl sees every library it loads.
     for module in ("numpy.linalg", "scipy.linalg", "sklearn.linear_model"):
-        attempt(f"import:{module}", lambda m=module: bool(importlib.import_module(m)))
+        attempt(f"import:{module}", lambda m=module: bool(importlib.import_module(m)), module.split(".")[0])
         facts.pop(f"import:{module}", None)
     from ..checks.blas import loaded_libraries
 
-    attempt("libraries", loaded_libraries)
+    attempt("libraries", loaded_libraries, "threadpoolctl")
     present = set(facts.get("cpu", {}).get("present", []))
     facts["emulation_evidence"] = emulation_evidence(machine, present)
     return facts
