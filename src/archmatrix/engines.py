@@ -16,8 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .hostfacts import DockerFacts, normalise_arch
-from .hostfacts import _short as one_line
+from .suite.arch import normalise as normalise_arch
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -27,6 +26,17 @@ DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 # (and kernel: its binfmt handlers); every other scheme is another machine.
 LOCAL_SCHEMES = ("unix://", "npipe://")
 PROBE_TIMEOUT = 10  # seconds: an engine that does not answer `info` by then is unreachable
+
+
+@dataclass(frozen=True)
+class DockerFacts:
+    reachable: bool
+    error: str = ""
+    server_arch: str = ""  # the daemon's own architecture (x86_64, aarch64)
+    server_version: str = ""
+    desktop: bool = False  # Docker Desktop runs foreign arches through its own VM
+    address: str = ""  # where the engine is (unix:///var/run/docker.sock, ssh://…): archmatrix.engines
+    cpus: int = 0  # the engine's cores (docker info NCPU): its lanes' parallelism when it is another machine
 
 
 class EngineError(Exception):
@@ -170,3 +180,8 @@ def probe(engine: Engine) -> DockerFacts:
         return DockerFacts(False, one_line(str(exc)), address=where)
     except Exception as exc:  # requests/urllib3 connection errors surface raw
         return DockerFacts(False, one_line(f"{type(exc).__name__}: {exc}"), address=where)
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else "unknown error"
+    return line[:limit]

@@ -14,13 +14,11 @@ import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .command import CommandError, run
+from .engines import DockerFacts as DockerFacts  # the engine facts, here with every other host fact
+from .engines import Engine, probe
 from .suite import arch as arch_mod
-
-if TYPE_CHECKING:
-    from .engines import Engine
 
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 # How a Linux host gets what the Docker and QEMU lanes need: the script asks
@@ -32,17 +30,6 @@ X86_PYTHON_CANDIDATES = (
     "/usr/local/bin/python{v}",
     "/usr/local/opt/python@{v}/bin/python{v}",
 )
-
-
-@dataclass(frozen=True)
-class DockerFacts:
-    reachable: bool
-    error: str = ""
-    server_arch: str = ""  # the daemon's own architecture (x86_64, aarch64)
-    server_version: str = ""
-    desktop: bool = False  # Docker Desktop runs foreign arches through its own VM
-    address: str = ""  # where the engine is (unix:///var/run/docker.sock, ssh://…): archmatrix.engines
-    cpus: int = 0  # the engine's cores (docker info NCPU): its lanes' parallelism when it is another machine
 
 
 @dataclass(frozen=True)
@@ -139,8 +126,6 @@ def detect(*, check_docker: bool = True, engines: Iterable[Engine] = ()) -> Host
 
     ``engines``: the other Docker engines the lanes name, each asked what it is (or why it does not answer).
     """
-    from .engines import probe
-
     system = platform.system()
     machine = normalise_arch(platform.machine())
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -198,14 +183,7 @@ def _x86_64_pythons(version: str) -> tuple[str, ...]:
 
 
 def _docker() -> DockerFacts:
-    from .engines import Engine, probe
-
     return probe(Engine())
-
-
-def _short(text: str, limit: int = 200) -> str:
-    line = text.strip().splitlines()[0] if text.strip() else "unknown error"
-    return line[:limit]
 
 
 def _qemu_user() -> dict[str, str]:
