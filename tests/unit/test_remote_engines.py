@@ -167,3 +167,7 @@ def test_the_default_engine_is_the_environments_and_options_name_others() -> Non
     cfg_lane = LaneConfig(id="x", runner="docker", options={"platform": "linux/amd64"})
     down = HostFacts(system="Linux", machine="x86_64", docker=DockerFacts(False, "Cannot connect"))
     assert not RUNNERS["docker"].availability(cfg_lane, down).ok
+    # facts detected without the config's engines: the lane still runs and asks its engine itself
+    named = LaneConfig(id="y", runner="docker", options={"platform": "linux/arm64", "docker_context": "arm"})
+    unasked = RUNNERS["docker"].availability(named, down)
+    assert unasked.ok and unasked.reason == "on docker context arm (not asked yet)"

@@ -151,12 +151,13 @@ class DockerRunner:
                 hint = ("join the docker group (as root: usermod -aG docker $USER), then log in again; "
                         "or run archmatrix as root")
             return Availability.no(f"docker daemon not reachable: {host.docker.error}", hint)
-        if facts is None or not facts.reachable:
+        if facts is None:  # facts detected without the config's engines: the lane will ask it
+            return Availability.yes(f"on {engine} (not asked yet)")
+        if not facts.reachable:
             # An engine the config names is not optional: the lane runs and, if the engine still
             # does not answer, ends infra-error (a skip would let a dead engine pass as green).
-            why = facts.error if facts is not None else "not asked"
-            return Availability(True, f"on {engine}: not reachable ({why}): the lane will be an infra-error",
-                                engine.fix())
+            return Availability(True, f"on {engine}: not reachable ({facts.error}): the lane will be an "
+                                      "infra-error", engine.fix())
         arch = PLATFORMS[platform]
         server = facts.server_arch or host.machine
         profile = lane_cpu_profile(lane)
