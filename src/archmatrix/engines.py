@@ -13,6 +13,7 @@ The docker SDK is imported lazily: the pure parts (naming, grouping) need it not
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -139,7 +140,7 @@ def connect(engine: Engine, *, timeout: int = 600) -> DockerClient:
     except EngineError:
         raise
     except (DockerException, Exception) as exc:  # a malformed URL surfaces as anything
-        raise EngineError(f"{engine} cannot be used: {one_line(str(exc))}", engine.fix()) from exc
+        raise EngineError(f"{engine} cannot be used: {reason(exc)}", engine.fix()) from exc
 
 
 def facts_of(client: DockerClient, where: str) -> DockerFacts:
@@ -185,3 +186,13 @@ def probe(engine: Engine) -> DockerFacts:
 def one_line(text: str, limit: int = 200) -> str:
     line = text.strip().splitlines()[0] if text.strip() else "unknown error"
     return line[:limit]
+
+
+# what the OS said, inside urllib3's "Max retries exceeded … (Caused by NewConnectionError(…: [Errno 111] …))"
+ERRNO = re.compile(r"\[Errno -?\d+\] [^'\")\]]+")
+
+
+def reason(exc: BaseException) -> str:
+    """The line that says why a connection failed: the OS's own error when one is buried in the text."""
+    found = ERRNO.findall(str(exc))
+    return one_line(found[-1].strip() if found else str(exc))

@@ -132,6 +132,7 @@ lanes:
   - {{id: gone-amd64, runner: docker, options: {{platform: linux/amd64, docker_host: "{gone}"}}}}
   - {{id: ctx-arm64, runner: docker, options: {{platform: linux/arm64, docker_context: arm}}}}
   - {{id: nothere-arm64, runner: docker, options: {{platform: linux/arm64, docker_context: nothere}}}}
+  - {{id: refused-amd64, runner: docker, options: {{platform: linux/amd64, docker_host: "tcp://127.0.0.1:1"}}}}
 """
     registry: dict[str, Runner] = {**RUNNERS, "quick": Quick()}
     cfg = config_mod.parse(text, tmp_path / "matrix.yaml", runners=registry)
@@ -149,7 +150,10 @@ lanes:
     assert lanes["quick"].status == LaneStatus.RAN and lanes["quick"].checks[0].outcome is Outcome.PASS
     expected = (("gone-amd64", f"docker_host {gone}", f"docker -H {gone} info"),
                 ("ctx-arm64", "docker context arm", "docker --context arm info"),
-                ("nothere-arm64", "no docker context named 'nothere'", "docker context create"))
+                ("nothere-arm64", "no docker context named 'nothere'", "docker context create"),
+                # the OS's own words, not urllib3's retry wrapper around them
+                ("refused-amd64", "docker_host tcp://127.0.0.1:1 cannot be used: [Errno 111] Connection refused",
+                 "docker -H tcp://127.0.0.1:1 info"))
     for lane_id, named, fix in expected:
         lane = lanes[lane_id]
         assert lane.status == LaneStatus.INFRA_ERROR, (lane_id, lane.status, lane.reason)

@@ -36,7 +36,7 @@ from .. import resources
 from ..baseimage import DEFAULT_PACKAGES, DEFAULT_SUITE, BaseImageError, base_image_tag, ensure_base_image
 from ..baseimage import PLATFORMS as BASE_PLATFORMS
 from ..command import Interrupted, call_interruptible, check_interrupted
-from ..engines import Engine, EngineError, connect, facts_of, is_local, lane_engine
+from ..engines import Engine, EngineError, connect, facts_of, is_local, lane_engine, reason
 from ..engines import address as engine_address
 from ..hostfacts import SETUP_SCRIPT, DockerFacts, HostFacts
 from ..model import LaneConfig, LaneTarget, github_linux_runner
@@ -236,8 +236,7 @@ class DockerRunner:
         except EngineError as exc:
             raise LaneInfraError(str(exc), exc.hint) from exc
         except Exception as exc:  # DockerException, or requests' connection errors raw
-            raise LaneInfraError(f"{engine} is not reachable: {type(exc).__name__}: {exc}",
-                                 engine.fix()) from exc
+            raise LaneInfraError(f"{engine} is not reachable: {reason(exc)}", engine.fix()) from exc
         job.progress(f"engine: {_engine_name(engine, facts)} ({facts.server_arch}, {facts.cpus} cores)")
         return client, facts
 
