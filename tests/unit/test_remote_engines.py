@@ -152,7 +152,7 @@ lanes:
                 ("ctx-arm64", "docker context arm", "docker --context arm info"),
                 ("nothere-arm64", "no docker context named 'nothere'", "docker context create"),
                 # the OS's own words, not urllib3's retry wrapper around them
-                ("refused-amd64", "docker_host tcp://127.0.0.1:1 cannot be used: [Errno 111] Connection refused",
+                ("refused-amd64", "tcp://127.0.0.1:1 cannot be used: [Errno 111] Connection refused",
                  "docker -H tcp://127.0.0.1:1 info"))
     for lane_id, named, fix in expected:
         lane = lanes[lane_id]
