@@ -284,6 +284,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     from .outputs import write_all
     from .render import github, terminal
     from .render.escape import terminal_lines
+    from .runners.docker import named_engines
 
     cfg = with_own_packages(config_mod.load(args.config), args.wheels, args.checks_modules)
     cfg = with_pytest(cfg, args.pytest)
@@ -296,7 +297,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     if args.results.exists() and not args.results.is_dir():
         raise UsageError(f"{args.results}: not a directory (--results is where lane results go)")
     baseline = load_baseline(args)
-    host = detect()
+    host = detect(engines=named_engines(cfg.lane(i) for i in only) if only else named_engines(cfg.lanes))
     outcome = run_matrix(cfg, host, results_dir=args.results, workdir=args.workdir, only=only)
     matrix = outcome.matrix
     diff = compare(matrix, baseline) if baseline is not None else None
@@ -361,10 +362,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     from .hostfacts import detect
     from .plan import plan
+    from .runners.docker import named_engines
 
     cfg = config_mod.load(args.config)
     rows = []
-    for p in plan(cfg, detect()):
+    for p in plan(cfg, detect(engines=named_engines(cfg.lanes))):
         av = p.availability
         rows.append([p.lane.id, p.lane.runner, "run" if av.ok else "skip", av.reason, av.hint])
     print(tabulate(rows, headers=["lane", "runner", "", "reason / how", "hint"], tablefmt="simple"))

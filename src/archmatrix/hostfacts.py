@@ -11,11 +11,13 @@ import os
 import platform
 import shutil
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .command import CommandError, run
+from .engines import DockerFacts as DockerFacts  # the engine facts, here with every other host fact
+from .engines import Engine, probe
 from .suite import arch as arch_mod
 
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
@@ -28,15 +30,6 @@ X86_PYTHON_CANDIDATES = (
     "/usr/local/bin/python{v}",
     "/usr/local/opt/python@{v}/bin/python{v}",
 )
-
-
-@dataclass(frozen=True)
-class DockerFacts:
-    reachable: bool
-    error: str = ""
-    server_arch: str = ""  # the daemon's own architecture (x86_64, aarch64)
-    server_version: str = ""
-    desktop: bool = False  # Docker Desktop runs foreign arches through its own VM
 
 
 @dataclass(frozen=True)
@@ -60,6 +53,13 @@ class HostFacts:
     # lanes that run this host's own Python (venv, qemu) need the lock's version,
     # whatever Python archmatrix itself runs under.
     interpreters: Mapping[str, str] = field(default_factory=dict)
+    # Docker engines the config's lanes name (docker_host/docker_context), by Engine.key; the
+    # environment's own engine is ``docker``
+    engines: Mapping[str, DockerFacts] = field(default_factory=dict)
+
+    def engine(self, key: str) -> DockerFacts | None:
+        """The facts of engine ``key`` (archmatrix.engines.Engine.key, "" the default); None: not asked."""
+        return self.docker if not key else self.engines.get(key)
 
     def interpreter(self, version: str) -> str | None:
         """This host's Python ``version`` (major.minor): archmatrix's own, else one found; None if none."""
@@ -121,8 +121,11 @@ def cpu_flags(system_name: str, cpuinfo: str | None = None) -> list[str]:
     return []
 
 
-def detect(*, check_docker: bool = True) -> HostFacts:
-    """Probe this machine once. Cheap probes only, each bounded in time."""
+def detect(*, check_docker: bool = True, engines: Iterable[Engine] = ()) -> HostFacts:
+    """Probe this machine once. Cheap probes only, each bounded in time.
+
+    ``engines``: the other Docker engines the lanes name, each asked what it is (or why it does not answer).
+    """
     system = platform.system()
     machine = normalise_arch(platform.machine())
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -143,6 +146,7 @@ def detect(*, check_docker: bool = True) -> HostFacts:
         qemu_user=_qemu_user(),
         binfmt=_binfmt(),
         interpreters=find_interpreters(),
+        engines={e.key: probe(e) for e in engines if not e.is_default} if check_docker else {},
     )
 
 
@@ -179,30 +183,7 @@ def _x86_64_pythons(version: str) -> tuple[str, ...]:
 
 
 def _docker() -> DockerFacts:
-    try:
-        import docker
-        from docker.errors import DockerException
-    except ImportError:
-        return DockerFacts(False, "the docker Python SDK is not installed")
-    try:
-        client = docker.from_env(timeout=10)
-        info = client.info()
-        version = client.version()
-    except DockerException as exc:
-        return DockerFacts(False, _short(str(exc)))
-    except Exception as exc:  # requests/urllib3 connection errors surface raw
-        return DockerFacts(False, _short(f"{type(exc).__name__}: {exc}"))
-    return DockerFacts(
-        reachable=True,
-        server_arch=normalise_arch(str(info.get("Architecture", ""))),
-        server_version=str(version.get("Version", "")),
-        desktop="desktop" in str(info.get("OperatingSystem", "")).lower(),
-    )
-
-
-def _short(text: str, limit: int = 200) -> str:
-    line = text.strip().splitlines()[0] if text.strip() else "unknown error"
-    return line[:limit]
+    return probe(Engine())
 
 
 def _qemu_user() -> dict[str, str]:

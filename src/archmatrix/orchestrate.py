@@ -23,7 +23,7 @@ from . import matrix as matrix_mod
 from .command import CancelScope, Interrupted, cancel_scope
 from .hostfacts import HostFacts
 from .model import MatrixConfig
-from .plan import PlannedLane, parallelism, plan
+from .plan import PlannedLane, machines, plan
 from .runners import RUNNERS, LaneInfraError, LaneJob, Runner
 from .runners.common import run_prepared
 from .suite.result import LaneResult, LaneStatus, ResultFileError, load, save
@@ -132,16 +132,22 @@ def run_matrix(
     runnable = [p for p in planned if p.runs]
     interrupted = False
     if runnable:
-        workers = parallelism(config, host, len(runnable))
-        progress.say("matrix", f"running {len(runnable)} lane(s), {workers} at a time")
-        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lane")
+        # one pool per machine: lanes on a remote Docker engine use its cores, not this host's
+        groups = machines(config, host, runnable, runners=runners)
+        workers = sum(w for w, _lanes in groups.values())
+        where = "" if list(groups) == [""] else " (" + ", ".join(
+            f"{w} on {name or 'this host'}" for name, (w, _lanes) in groups.items()) + ")"
+        progress.say("matrix", f"running {len(runnable)} lane(s), {workers} at a time{where}")
+        pools = {name: ThreadPoolExecutor(max_workers=w, thread_name_prefix="lane")
+                 for name, (w, _lanes) in groups.items()}
         futures: dict[Future[LaneResult], PlannedLane] = {}
         jobs: dict[Future[LaneResult], LaneJob] = {}
-        for p in runnable:
-            job = LaneJob(config=config, lane=p.lane, host=host, workdir=workdir,
-                          out=results_dir / f"{p.lane.id}.json", progress=progress.for_lane(p.lane.id))
-            fut = pool.submit(_announced, job, runners)
-            futures[fut], jobs[fut] = p, job
+        for name, (_w, lanes) in groups.items():
+            for p in lanes:
+                job = LaneJob(config=config, lane=p.lane, host=host, workdir=workdir,
+                              out=results_dir / f"{p.lane.id}.json", progress=progress.for_lane(p.lane.id))
+                fut = pools[name].submit(_announced, job, runners)
+                futures[fut], jobs[fut] = p, job
         try:
             pending = set(futures)
             while pending:
@@ -152,7 +158,8 @@ def run_matrix(
         except KeyboardInterrupt:
             interrupted = True
             progress.say("matrix", "interrupted: keeping the lanes that finished")
-            pool.shutdown(wait=False, cancel_futures=True)
+            for pool in pools.values():
+                pool.shutdown(wait=False, cancel_futures=True)
             # A terminal's Ctrl-C reached the lanes' processes too, but not a
             # container, nor anything when only archmatrix was signalled: tell
             # every running lane, then give them a moment to save.
@@ -169,7 +176,8 @@ def run_matrix(
                 else:
                     results[p.lane.id] = _salvage_or_interrupted(p, results_dir)
         finally:
-            pool.shutdown(wait=not interrupted)
+            for pool in pools.values():
+                pool.shutdown(wait=not interrupted)
     ordered = [results[p.lane.id] for p in planned if p.lane.id in results]
     from .results import build_matrix
 

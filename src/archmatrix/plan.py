@@ -51,3 +51,29 @@ def parallelism(config: MatrixConfig, host: HostFacts, runnable: int) -> int:
     """Lanes at once: the config's choice, else one per core, never more than there are lanes."""
     wanted = config.parallel or max(1, host.cpu_count)
     return max(1, min(wanted, runnable))
+
+
+def machines(
+    config: MatrixConfig,
+    host: HostFacts,
+    runnable: Sequence[PlannedLane],
+    *,
+    runners: Mapping[str, Runner] | None = None,
+) -> dict[str, tuple[int, list[PlannedLane]]]:
+    """The runnable lanes by the machine whose cores they use, each with its lanes-at-once.
+
+    ``""`` is this host (:func:`parallelism`); a lane on a Docker engine that is another machine
+    (``ssh://``, ``tcp://``) counts against that engine's cores instead, so it never waits for local
+    ones. A runner says where its lane runs with an optional ``machine(lane, host)`` → (name, cores).
+    """
+    runners = RUNNERS if runners is None else runners
+    groups: dict[str, tuple[int, list[PlannedLane]]] = {}
+    for p in runnable:
+        where = getattr(runners[p.lane.runner], "machine", None)
+        name, cores = where(p.lane, host) if where is not None else ("", 0)
+        groups.setdefault(name, (cores, []))[1].append(p)
+    return {
+        name: ((parallelism(config, host, len(lanes)) if not name
+                else max(1, min(config.parallel or cores or 1, len(lanes)))), lanes)
+        for name, (cores, lanes) in groups.items()
+    }
