@@ -20,7 +20,7 @@ ROWS: tuple[Rows, ...] = ("all", "notable")
 
 def notable(cells: Sequence[CheckResult | None]) -> bool:
     """A check row worth showing in a short view: some lane did not pass it (or did not run it)."""
-    return any(c is None or c.outcome is not Outcome.PASS for c in cells)
+    return any(c is None or c.outcome is not Outcome.PASS or c.predicted for c in cells)
 
 
 def diff_lines(diff: MatrixDiff) -> list[str]:

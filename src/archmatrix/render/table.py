@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from ..matrix import Matrix
 from ..speed import speed_rows
-from ..suite.outcomes import Outcome
+from ..suite.outcomes import PREDICTED_GLYPH, Outcome
 from ..suite.result import CheckResult, LaneResult, LaneStatus, cut
 from ..summary import HEADER_ROWS, LaneSummary, summarise
 
@@ -42,11 +42,14 @@ class Table:
 def cell_text(result: CheckResult | None) -> str:
     if result is None:
         return NOT_RUN
+    if result.predicted:  # never the observed glyphs: ◇ pass (predicted)
+        return f"{PREDICTED_GLYPH} {result.outcome.value} (predicted)"
     return f"{result.outcome.glyph} {result.outcome.value}"
 
 
 def build_table(matrix: Matrix) -> Table:
-    columns = [ln for ln in matrix.lanes if ln.status != LaneStatus.SKIPPED]
+    # a predicted lane did not run either, but its cells are a column (each marked predicted)
+    columns = [ln for ln in matrix.lanes if ln.status != LaneStatus.SKIPPED or ln.predicted]
     skipped = [ln for ln in matrix.lanes if ln.status == LaneStatus.SKIPPED]
     summaries = [summarise(ln, matrix.lock) for ln in columns]
     header_rows = [[label, *(cut(s.rows[label], MAX_CELL) for s in summaries)] for label in HEADER_ROWS]
@@ -73,8 +76,8 @@ def row_failed(cells: list[CheckResult | None]) -> bool:
 
 
 def row_notable(cells: list[CheckResult | None]) -> bool:
-    """Some lane did not pass this check (or did not run it)."""
-    return any(c is None or c.outcome is not Outcome.PASS for c in cells)
+    """Some lane did not pass this check (or did not run it: a predicted pass is not an observed one)."""
+    return any(c is None or c.outcome is not Outcome.PASS or c.predicted for c in cells)
 
 
 def failing_first(table: Table, *, all_rows: bool = True) -> list[int]:
@@ -100,7 +103,8 @@ def skipped_lines(table: Table) -> list[str]:
                      "matrix.json and junit.xml have every check)")
     for lane in table.skipped:
         hint = f" — hint: {lane.hint}" if lane.hint else ""
-        lines.append(cut(f"{lane.lane}: skipped: {lane.reason}{hint}", MAX_LINE))
+        what = f"not run, {PREDICTED_GLYPH} cells predicted from its wheels" if lane.predicted else "skipped"
+        lines.append(cut(f"{lane.lane}: {what}: {lane.reason}{hint}", MAX_LINE))
     return lines
 
 
@@ -128,8 +132,9 @@ def failing_cells(matrix: Matrix) -> list[tuple[LaneResult, CheckResult]]:
 def outcome_class(result: CheckResult | None) -> str:
     if result is None:
         return "notrun"
+    predicted = " predicted" if result.predicted else ""
     if result.outcome is Outcome.PASS:
-        return "pass"
+        return "pass" + predicted
     if result.outcome is Outcome.SKIPPED:
-        return "skipped"
-    return "fail"
+        return "skipped" + predicted
+    return "fail" + predicted
