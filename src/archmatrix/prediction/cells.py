@@ -20,18 +20,23 @@ meets them:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
+import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..audit.image import version_text
 from ..audit.predict import LaneTarget, Prediction, predict
 from ..suite.outcomes import Outcome
 from ..suite.result import CheckResult, write_json_atomic
+
+if TYPE_CHECKING:
+    from ..audit.report import BinaryAudit
 
 # Bump when what is cached (or how it is judged) changes: old entries are then not read.
 CACHE_VERSION = 1
@@ -113,26 +118,38 @@ def _covers(facts: WheelFacts, keys: Iterable[str]) -> bool:
 
 
 def _read_wheel(path: Path, targets: Sequence[LaneTarget]) -> WheelFacts:
-    from ..audit.binaries import ReadBudget, find
+    from ..audit.binaries import NotAnEnvironment, ReadBudget, find
     from ..audit.report import audit_binary
 
     budget = ReadBudget()
     binaries = []
-    for found in find(path):
-        entry = audit_binary(found, budget)
-        images = tuple(ImageFacts(im.os, im.arch, tuple(im.needed), im.min_macos) for im in entry.images)
-        verdicts: dict[str, Verdict] = {}
-        if not entry.error and entry.images:
-            package = entry.dist.name if entry.dist else None
-            for t in targets:
-                p = predict(entry.images, t, package)
-                matching = [im for im in entry.images if im.os == t.os and im.arch == t.arch]
-                example = ""
-                if p.extensions and matching:
-                    example = matching[0].scan.examples.get(p.extensions[0], "")
-                verdicts[target_key(t)] = Verdict(p.prediction.value, p.reason, example)
-        binaries.append(BinaryFacts(entry.path, images, entry.error, verdicts))
+    try:
+        archive: zipfile.ZipFile | None = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError):
+        archive = None  # find() says what is wrong with it
+    with archive if archive is not None else contextlib.nullcontext():
+        try:
+            for found in find(path):
+                binaries.append(_binary(audit_binary(found, budget, archive), targets))
+        except NotAnEnvironment as exc:  # a damaged wheel: the cell cannot say it passes
+            binaries.append(BinaryFacts(path.name, (), str(exc)))
     return WheelFacts(path.name, tuple(binaries))
+
+
+def _binary(entry: BinaryAudit, targets: Sequence[LaneTarget]) -> BinaryFacts:
+    """What the cells need of one read binary: its images and the audit's verdict per target."""
+    images = tuple(ImageFacts(im.os, im.arch, tuple(im.needed), im.min_macos) for im in entry.images)
+    verdicts: dict[str, Verdict] = {}
+    if not entry.error and entry.images:
+        package = entry.dist.name if entry.dist else None
+        for t in targets:
+            p = predict(entry.images, t, package)
+            matching = [im for im in entry.images if im.os == t.os and im.arch == t.arch]
+            example = ""
+            if p.extensions and matching:
+                example = matching[0].scan.examples.get(p.extensions[0], "")
+            verdicts[target_key(t)] = Verdict(p.prediction.value, p.reason, example)
+    return BinaryFacts(entry.path, images, entry.error, verdicts)
 
 
 def _cache_file(path: Path, cache_dir: Path) -> Path | None:
