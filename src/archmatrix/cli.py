@@ -342,27 +342,43 @@ def cmd_matrix(args: argparse.Namespace) -> int:
 def _with_predictions(matrix: Matrix, cfg: config_mod.MatrixConfig, host: HostFacts, results: Path,
                       workdir: Path) -> Matrix:
     """``matrix`` with each macOS lane that could not run here predicted from its wheels (saved as its
-    result file, marked predicted; still skipped, so the exit status is what it was)."""
+    result file, marked predicted; still skipped, so the exit status is what it was). A macOS lane that
+    ran keeps its observed cells; where its prediction disagrees, it gets a ``prediction-disagrees``
+    warning per package."""
     from .orchestrate import Progress
-    from .prediction import predict_lanes, predicts
+    from .prediction import disagreements, predict_lanes, predicts
     from .results import build_matrix
     from .suite.result import save
 
     lanes = {lane.id: lane for lane in cfg.lanes}
-    todo = [lanes[r.lane] for r in matrix.lanes
-            if r.status == LaneStatus.SKIPPED and r.lane in lanes and predicts(lanes[r.lane])]
-    if not todo:
+    macos = [r for r in matrix.lanes if r.lane in lanes and predicts(lanes[r.lane])
+             and r.status in (LaneStatus.SKIPPED, LaneStatus.RAN)]
+    if not macos:
         return matrix
     progress = Progress()
-    progress.say("matrix", f"predicting {len(todo)} lane(s) from their wheels: "
-                           + ", ".join(lane.id for lane in todo))
+    progress.say("matrix", "predicting from the wheels: " + ", ".join(r.lane for r in macos))
     reasons = {r.lane: (r.reason, r.hint) for r in matrix.lanes}
-    predicted = {r.lane: r for r in predict_lanes(cfg, todo, workdir.resolve(), reasons=reasons,
-                                                  docker_arch=host.docker.server_arch or None,
-                                                  progress=progress.say)}
-    for r in predicted.values():
+    guesses = predict_lanes(cfg, [lanes[r.lane] for r in macos], workdir.resolve(), reasons=reasons,
+                            docker_arch=host.docker.server_arch or None, progress=progress.say)
+    predicted = {r.lane: r for r in guesses}
+    out = []
+    for r in matrix.lanes:
+        guess = predicted.get(r.lane)
+        if guess is not None and r.status == LaneStatus.SKIPPED:
+            r = guess  # not run here: the prediction, marked as such
+        elif guess is not None and guess.predicted:
+            # it ran (on a Mac): the observed cells stand; a prediction shows only where it disagrees
+            extra = disagreements(r, guess)
+            if not extra:
+                out.append(r)
+                continue
+            r.warnings.extend(extra)
+        else:
+            out.append(r)
+            continue
         save(r, results.resolve() / f"{r.lane}.json")
-    return build_matrix([predicted.get(r.lane, r) for r in matrix.lanes], cfg, matrix.problems)
+        out.append(r)
+    return build_matrix(out, cfg, matrix.problems)
 
 
 def _predict_only(args: argparse.Namespace, cfg: config_mod.MatrixConfig, host: HostFacts,

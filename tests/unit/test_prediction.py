@@ -270,3 +270,51 @@ def test_a_required_lane_that_did_not_run_never_counts_as_passed() -> None:
     for predicted_lane in (_predicted_lane(Outcome.PASS), _predicted_lane(Outcome.ILLEGAL_INSTRUCTION)):
         # exactly the exit status of the same matrix without predictions
         assert build([ran, predicted_lane]).exit_code() == build([ran, skipped]).exit_code()
+
+
+def test_on_a_mac_only_a_disagreement_between_prediction_and_observation_is_shown() -> None:
+    from archmatrix.prediction import disagreements
+
+    observed = LaneResult("macos-x86_64-rosetta", "macos", checks=[
+        CheckResult("wheel.numpy", Outcome.PASS), CheckResult("import.numpy", Outcome.PASS),
+        CheckResult("wheel.fastpkg", Outcome.PASS),
+        CheckResult("import.sklearn", Outcome.ILLEGAL_INSTRUCTION)])
+    guess = LaneResult("macos-x86_64-rosetta", "macos", LaneStatus.SKIPPED, predicted=True, checks=[
+        CheckResult("wheel.numpy", Outcome.PASS, predicted=True),
+        CheckResult("wheel.fastpkg", Outcome.ILLEGAL_INSTRUCTION, predicted=True,
+                    evidence={"reason": "AVX2"}),
+        CheckResult("wheel.scikit-learn", Outcome.PASS, predicted=True, evidence={"reason": "dispatch"})])
+    found = disagreements(observed, guess)
+    assert [w.id for w in found] == ["prediction-disagrees", "prediction-disagrees"]
+    assert found[0].message == "fastpkg: predicted illegal-instruction (AVX2), observed pass in wheel.fastpkg"
+    assert found[1].message == ("scikit-learn: predicted pass (dispatch), observed illegal-instruction in "
+                                "import.sklearn")
+    assert disagreements(guess, guess) == []  # predicted cells are never the observation
+
+
+def test_matrix_predicts_the_macos_lanes_this_host_cannot_run(tmp_path: Path, local_index: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+    import platform as platform_mod
+
+    from archmatrix.cli import main
+
+    if platform_mod.system() == "Darwin":
+        pytest.skip("on a Mac the macOS lanes may run")
+    wheel(local_index, "fastpkg", "cp311-cp311-macosx_10_9_x86_64",
+          {"fastpkg/_ext.cpython-311-darwin.so": thin(CPU_X86_64, X86_CODE, minos=(10, 9), dylib=SYSTEM)})
+    wheel(local_index, "purepkg", "py3-none-any", {})
+    cfg = _config(tmp_path, required=True).path
+    common = ["--config", str(cfg), "--workdir", str(tmp_path / "work"), "--no-probes"]
+    without = main(["matrix", *common, "--results", str(tmp_path / "plain"), "--no-predict"])
+    capsys.readouterr()
+    code = main(["matrix", *common, "--results", str(tmp_path / "res")])
+    out = capsys.readouterr().out
+    assert code == without  # a required lane that did not run is what it was: never a pass
+    assert "◇ no-wheel (predicted)" in out and "◇ pass (predicted)" in out
+    data = json.loads((tmp_path / "res" / "macos-x86_64-rosetta.json").read_text())
+    assert data["predicted"] is True and data["status"] == "skipped"
+    assert all(c["predicted"] is True for c in data["checks"])
+    assert "predicted" not in json.loads((tmp_path / "plain" / "macos-arm64.json").read_text())
+    # only predictions: a predicted failure in a required lane fails the pre-flight
+    assert main(["matrix", *common, "--results", str(tmp_path / "pre"), "--predict-only"]) == 1

@@ -35,15 +35,12 @@ from ..runners.macos import DEFAULT_MACOS_VERSION
 from ..staging.lock import WheelSet, local_projects, local_wheel_files
 from ..staging.result import MissingWheel, StagingError
 from ..staging.tags import macos_wheel_fits
-from ..suite.result import LaneResult, LaneStatus
+from ..suite.outcomes import Outcome
+from ..suite.result import LaneResult, LaneStatus, LaneWarning
 from .cells import WheelFacts, audit_wheel, cached_wheel, cell, library_index
 from .wheels import Platform, fetch, macos_arch, macos_version_tuple, wheel_of
 
-__all__ = ["DEFAULT_MACOS_VERSION", "PredictionError", "lane_platform", "predict_lanes", "predicts"]
-
-
-class PredictionError(Exception):
-    """The wheels could not be fetched (pip, network): the lane stays skipped, with this as a note."""
+__all__ = ["DEFAULT_MACOS_VERSION", "disagreements", "lane_platform", "predict_lanes", "predicts"]
 
 
 def predicts(lane: LaneConfig) -> bool:
@@ -232,3 +229,29 @@ def _lane_result(config: MatrixConfig, lane: LaneConfig, t: LaneTarget, platform
 class _Pins:
     python: str
     packages: Mapping[str, str]
+
+
+# The observed cells that say whether a package's binaries loaded (and ran their first code) in a lane.
+_IMPORT_CHECKS = {"scikit-learn": "import.sklearn"}
+
+
+def disagreements(observed: LaneResult, predicted: LaneResult) -> list[LaneWarning]:
+    """Where a lane that ran contradicts its prediction: one warning per package, nothing when they agree.
+
+    A package's observed outcome is its ``import.<module>`` cell when the suite has one (numpy, scipy,
+    scikit-learn), else its ``wheel.<package>`` cell (was there a wheel at all).
+    """
+    out = []
+    for cell_ in predicted.checks:
+        package = cell_.id.removeprefix("wheel.")
+        seen = observed.check(_IMPORT_CHECKS.get(package, f"import.{package}")) or observed.check(cell_.id)
+        if seen is None or seen.predicted or Outcome.SKIPPED in (seen.outcome, cell_.outcome):
+            continue
+        if seen.outcome.failed != cell_.outcome.failed:
+            out.append(LaneWarning(
+                "prediction-disagrees",
+                f"{package}: predicted {cell_.outcome.value} "
+                f"({cell_.evidence.get('reason', cell_.message)}), "
+                f"observed {seen.outcome.value} in {seen.id}",
+                "the observed cell is the truth; please report the wheel if the prediction was wrong"))
+    return out
