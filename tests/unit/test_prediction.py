@@ -318,3 +318,14 @@ def test_matrix_predicts_the_macos_lanes_this_host_cannot_run(tmp_path: Path, lo
     assert "predicted" not in json.loads((tmp_path / "plain" / "macos-arm64.json").read_text())
     # only predictions: a predicted failure in a required lane fails the pre-flight
     assert main(["matrix", *common, "--results", str(tmp_path / "pre"), "--predict-only"]) == 1
+
+
+def test_audit_compare_never_takes_predicted_cells_for_observed_ones(tmp_path: Path) -> None:
+    from archmatrix.audit.render import compare
+    from archmatrix.audit.report import audit
+
+    path = wheel(tmp_path, "fastpkg", "cp311-cp311-macosx_10_9_x86_64",
+                 {"fastpkg/_ext.cpython-311-darwin.so": thin(CPU_X86_64, X86_CODE, dylib=SYSTEM)})
+    report = audit([path], [target(ROSETTA)])
+    [row] = compare(report, build([_predicted_lane(Outcome.ILLEGAL_INSTRUCTION)]))
+    assert (row.actual, row.agree) == ("not run (skipped, cells predicted)", None)
