@@ -34,7 +34,7 @@ from ..runners import target_of
 from ..runners.macos import DEFAULT_MACOS_VERSION
 from ..staging.lock import WheelSet, local_projects, local_wheel_files
 from ..staging.result import MissingWheel, StagingError
-from ..staging.tags import macos_wheel_fits
+from ..staging.tags import macos_wheel_fits, wheel_project
 from ..suite.outcomes import Outcome
 from ..suite.result import LaneResult, LaneStatus, LaneWarning
 from .cells import WheelFacts, audit_wheel, cached_wheel, cell, library_index
@@ -207,8 +207,7 @@ def _lane_result(config: MatrixConfig, lane: LaneConfig, t: LaneTarget, platform
                                   macos_version=macos, libs=libs, platform=platform.name,
                                   no_wheel_reason=miss.reason if miss else ""))
     for path in staged.local:
-        name, _, version = path.name.partition("-")
-        version = version.split("-")[0]
+        name, version = wheel_project(path.name)
         packages[name] = version
         result.checks.append(cell(name, version, staged.facts[path.name], t, macos_version=macos, libs=libs,
                                   platform=platform.name))
