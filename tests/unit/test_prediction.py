@@ -329,3 +329,24 @@ def test_audit_compare_never_takes_predicted_cells_for_observed_ones(tmp_path: P
     report = audit([path], [target(ROSETTA)])
     [row] = compare(report, build([_predicted_lane(Outcome.ILLEGAL_INSTRUCTION)]))
     assert (row.actual, row.agree) == ("not run (skipped, cells predicted)", None)
+
+
+def test_your_own_universal2_wheel_is_predicted_per_slice(tmp_path: Path, local_index: Path) -> None:
+    wheel(local_index, "purepkg", "py3-none-any", {})
+    own = tmp_path / "dist"
+    own.mkdir()
+    universal2 = fat((CPU_X86_64, thin(CPU_X86_64, X86_CODE, dylib=SYSTEM)),
+                     (CPU_ARM64, thin(CPU_ARM64, ARM64_CODE, dylib=SYSTEM)))
+    wheel(own, "mypkg", "cp311-cp311-macosx_11_0_universal2",
+          {"mypkg/_ext.cpython-311-darwin.so": universal2}, version="0.3")
+    path = tmp_path / "matrix.yaml"
+    path.write_text('lock:\n  python: "3.11"\n  packages: {purepkg: "1.0"}\n  wheels: [dist]\nlanes:\n'
+                    '  - {id: macos-arm64, runner: macos, options: {arch: arm64}}\n'
+                    '  - {id: macos-x86_64-rosetta, runner: macos, options: {arch: x86_64}}\n')
+    cfg = config_mod.load(path)
+    arm, rosetta = predict_lanes(cfg, cfg.lanes, tmp_path / "work", host_cpu=AVX2_HOST, host_glibc=(2, 36))
+    assert [(c.id, c.outcome) for c in arm.checks] == [("wheel.mypkg", Outcome.PASS),
+                                                       ("wheel.purepkg", Outcome.PASS)]
+    mine = rosetta.check("wheel.mypkg")
+    assert mine is not None and mine.outcome is Outcome.ILLEGAL_INSTRUCTION
+    assert mine.metrics == {"version": "0.3"} and rosetta.facts["packages"]["mypkg"] == "0.3"
