@@ -350,3 +350,15 @@ def test_your_own_universal2_wheel_is_predicted_per_slice(tmp_path: Path, local_
     mine = rosetta.check("wheel.mypkg")
     assert mine is not None and mine.outcome is Outcome.ILLEGAL_INSTRUCTION
     assert mine.metrics == {"version": "0.3"} and rosetta.facts["packages"]["mypkg"] == "0.3"
+
+
+def test_a_predicted_lane_does_not_make_every_check_row_notable() -> None:
+    host = LaneResult("host", "venv", facts={"os": "Linux", "machine": "x86_64"}, checks=[
+        CheckResult("wheel.numpy", Outcome.PASS), CheckResult("linalg.solve", Outcome.PASS)])
+    matrix = build([host, _predicted_lane(Outcome.PASS)])
+    text = terminal.render(matrix)
+    assert "linalg.solve" not in text  # passed where it ran; the predicted lane never runs it
+    assert "1 more check not shown: ✔ pass in every lane that ran" in text
+    assert "wheel.numpy" in text  # a predicted pass is shown: it is not an observed one
+    md = markdown.render(matrix, rows="notable")
+    assert "linalg.solve" not in md and "pass in every lane that ran" in md

@@ -12,7 +12,7 @@ from ..matrix import Matrix
 from ..suite.outcomes import Outcome
 from ..suite.result import CheckResult
 from .escape import markdown, markdown_code
-from .table import build_table, finding_lines, skipped_lines
+from .table import build_table, counted_cells, finding_lines, skipped_lines
 
 Rows = Literal["all", "notable"]
 ROWS: tuple[Rows, ...] = ("all", "notable")
@@ -43,7 +43,7 @@ def render(matrix: Matrix, *, title: str = "archmatrix", rows: Rows = "all",
     check_rows = table.check_rows
     if rows == "notable":
         check_rows = [row for row, cells in zip(table.check_rows, table.check_cells, strict=True)
-                      if notable(cells)]
+                      if notable(counted_cells(table, cells))]
     hidden = len(table.check_rows) - len(check_rows)
     out = [f"### {markdown(title)}", ""]
     if diff is not None:
@@ -56,7 +56,8 @@ def render(matrix: Matrix, *, title: str = "archmatrix", rows: Rows = "all",
                             tablefmt="github", disable_numparse=True))
         if hidden:
             out += ["", f"_{hidden} more {'check' if hidden == 1 else 'checks'} not shown: "
-                        f"{Outcome.PASS.glyph} pass in every lane._"]
+                        f"{Outcome.PASS.glyph} pass in every lane"
+                        f"{' that ran' if any(ln.predicted for ln in table.lanes) else ''}._"]
     else:
         out.append("_no lane ran_")
     lines = skipped_lines(table) + finding_lines(matrix)

@@ -80,19 +80,27 @@ def row_notable(cells: list[CheckResult | None]) -> bool:
     return any(c is None or c.outcome is not Outcome.PASS or c.predicted for c in cells)
 
 
+def counted_cells(table: Table, cells: list[CheckResult | None]) -> list[CheckResult | None]:
+    """The cells that decide whether a row is notable: a predicted lane has only ``wheel.*`` cells, and
+    its empty ones (the suite's checks, never run there) say nothing about the row."""
+    return [c for c, lane in zip(cells, table.lanes, strict=True) if c is not None or not lane.predicted]
+
+
 def failing_first(table: Table, *, all_rows: bool = True) -> list[int]:
     """Indices of the check rows to show: rows where some lane failed first, then the others (each in
     their order); without ``all_rows``, only the rows some lane did not pass."""
     failed = [i for i, cells in enumerate(table.check_cells) if row_failed(cells)]
     rest = [i for i, cells in enumerate(table.check_cells)
-            if not row_failed(cells) and (all_rows or row_notable(cells))]
+            if not row_failed(cells) and (all_rows or row_notable(counted_cells(table, cells)))]
     return failed + rest
 
 
-def hidden_line(hidden: int, how: str) -> str:
-    """The line under a table that leaves out the check rows every lane passed."""
+def hidden_line(hidden: int, how: str, *, predicted: bool = False) -> str:
+    """The line under a table that leaves out the check rows every lane passed (``predicted``: some lanes
+    are predicted, and did not run those checks)."""
     checks = "check" if hidden == 1 else "checks"
-    return f"{hidden} more {checks} not shown: {Outcome.PASS.glyph} pass in every lane ({how} shows them)"
+    lanes = "every lane that ran" if predicted else "every lane"
+    return f"{hidden} more {checks} not shown: {Outcome.PASS.glyph} pass in {lanes} ({how} shows them)"
 
 
 def skipped_lines(table: Table) -> list[str]:
