@@ -16,6 +16,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
 from . import config as config_mod
@@ -24,6 +25,9 @@ from .matrix import Matrix
 from .render.escape import terminal_lines
 from .suite.registry import is_module_path
 from .suite.result import LaneStatus
+
+if TYPE_CHECKING:
+    from .hostfacts import HostFacts
 
 DEFAULT_RESULTS = Path("results")
 DEFAULT_WORKDIR = Path(".archmatrix")
@@ -49,6 +53,17 @@ def _add_probes(p: argparse.ArgumentParser) -> None:
     # a workflow that fans lanes out to jobs annotates once, in the job that collects them
     p.add_argument("--no-annotations", action="store_true",
                    help="in GitHub Actions, print no ::error annotations (the job summary is still written)")
+
+
+def _add_predict(p: argparse.ArgumentParser) -> None:
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--no-predict", action="store_true",
+                       help="a macOS lane this host cannot run stays skipped (default: its cells are "
+                            "predicted from the lock's macOS wheels, marked as predicted)")
+    group.add_argument("--predict-only", action="store_true",
+                       help="run no lane: predict every lane's cells from its wheels (downloaded, read, "
+                            "never installed), in seconds; exit 1 when a required lane has a predicted "
+                            "failure")
 
 
 def _add_report_options(p: argparse.ArgumentParser) -> None:
@@ -170,6 +185,7 @@ def parser() -> argparse.ArgumentParser:
     _add_own_packages(m)
     _add_probes(m)
     _add_report_options(m)
+    _add_predict(m)
 
     ln = sub.add_parser("lane", help="run one lane (fails when this host cannot run it)")
     ln.add_argument("lane_id", metavar="ID")
@@ -298,8 +314,12 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.results}: not a directory (--results is where lane results go)")
     baseline = load_baseline(args)
     host = detect(engines=named_engines(cfg.lane(i) for i in only) if only else named_engines(cfg.lanes))
+    if getattr(args, "predict_only", False):
+        return _predict_only(args, cfg, host, only, baseline)
     outcome = run_matrix(cfg, host, results_dir=args.results, workdir=args.workdir, only=only)
     matrix = outcome.matrix
+    if not outcome.interrupted and not getattr(args, "no_predict", False):
+        matrix = _with_predictions(matrix, cfg, host, args.results, args.workdir)
     diff = compare(matrix, baseline) if baseline is not None else None
     paths = write_all(matrix, args.results, diff=diff)
     print(terminal.render(matrix, diff=diff, all_rows=getattr(args, "all_rows", False)))
@@ -318,6 +338,80 @@ def cmd_matrix(args: argparse.Namespace) -> int:
                                      + (f" (hint: {ln.hint})" if ln.hint else "")), file=sys.stderr)
             return ExitCode.INFRA
     return code
+
+
+def _with_predictions(matrix: Matrix, cfg: config_mod.MatrixConfig, host: HostFacts, results: Path,
+                      workdir: Path) -> Matrix:
+    """``matrix`` with each macOS lane that could not run here predicted from its wheels (saved as its
+    result file, marked predicted; still skipped, so the exit status is what it was). A macOS lane that
+    ran keeps its observed cells; where its prediction disagrees, it gets a ``prediction-disagrees``
+    warning per package."""
+    from .orchestrate import Progress
+    from .prediction import disagreements, predict_lanes, predicts
+    from .results import build_matrix
+    from .suite.result import save
+
+    lanes = {lane.id: lane for lane in cfg.lanes}
+    macos = [r for r in matrix.lanes if r.lane in lanes and predicts(lanes[r.lane])
+             and r.status in (LaneStatus.SKIPPED, LaneStatus.RAN)]
+    if not macos:
+        return matrix
+    progress = Progress()
+    progress.say("matrix", "predicting from the wheels: " + ", ".join(r.lane for r in macos))
+    reasons = {r.lane: (r.reason, r.hint) for r in matrix.lanes}
+    guesses = predict_lanes(cfg, [lanes[r.lane] for r in macos], workdir.resolve(), reasons=reasons,
+                            docker_arch=host.docker.server_arch or None, progress=progress.say)
+    predicted = {r.lane: r for r in guesses}
+    out = []
+    for r in matrix.lanes:
+        guess = predicted.get(r.lane)
+        if guess is not None and r.status == LaneStatus.SKIPPED:
+            r = guess  # not run here: the prediction, marked as such
+        elif guess is not None and guess.predicted:
+            # it ran (on a Mac): the observed cells stand; a prediction shows only where it disagrees
+            extra = disagreements(r, guess)
+            if not extra:
+                out.append(r)
+                continue
+            r.warnings.extend(extra)
+        else:
+            out.append(r)
+            continue
+        save(r, results.resolve() / f"{r.lane}.json")
+        out.append(r)
+    return build_matrix(out, cfg, matrix.problems)
+
+
+def _predict_only(args: argparse.Namespace, cfg: config_mod.MatrixConfig, host: HostFacts,
+                  only: Sequence[str] | None, baseline: Matrix | None) -> int:
+    """``matrix --predict-only``: every lane predicted, none run. Exit 1 when a required lane has a
+    predicted failure, else 0 (no lane ran: 0 says only that nothing is predicted to fail)."""
+    from .diff import compare
+    from .orchestrate import Progress
+    from .outputs import write_all
+    from .prediction import predict_lanes
+    from .render import github, terminal
+    from .render.escape import terminal_lines
+    from .results import build_matrix
+    from .suite.result import save
+
+    lanes = [lane for lane in cfg.lanes if not only or lane.id in only]
+    progress = Progress()
+    why = ("--predict-only", "")
+    results = predict_lanes(cfg, lanes, args.workdir.resolve(), reasons={lane.id: why for lane in lanes},
+                            docker_arch=host.docker.server_arch or None, progress=progress.say)
+    args.results.mkdir(parents=True, exist_ok=True)
+    for r in results:
+        save(r, args.results / f"{r.lane}.json")
+    matrix = build_matrix(results, cfg)
+    diff = compare(matrix, baseline) if baseline is not None else None
+    paths = write_all(matrix, args.results, diff=diff)
+    print(terminal.render(matrix, diff=diff, all_rows=getattr(args, "all_rows", False)))
+    for line in github.publish(matrix, annotate=not args.no_annotations, diff=diff):
+        print(line)
+    print(terminal_lines("reports: " + ", ".join(str(p) for p in paths.values())), file=sys.stderr)
+    failing = any(r.required and r.predicted and r.failed_checks for r in results)
+    return ExitCode.FAILED if failing else ExitCode.OK
 
 
 def _results_dir(directory: Path) -> None:

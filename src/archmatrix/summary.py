@@ -42,6 +42,8 @@ def how_it_ran(lane: LaneResult) -> str:
     if emu.get("emulator"):
         model = emu.get("cpu_model")
         parts.append(f"QEMU{' ' + model if model else ''}")
+    if lane.predicted:
+        return "predicted, not run"
     if not emu.get("emulator") and not facts.get("translated"):
         parts.append("native")
     return " · ".join(parts)
@@ -104,7 +106,11 @@ def summarise(lane: LaneResult, lock: Mapping[str, str]) -> LaneSummary:
     }
     total = len(lane.checks)
     passed = sum(1 for c in lane.checks if c.outcome is Outcome.PASS)
-    if lane.status == LaneStatus.SKIPPED:
+    if lane.predicted:  # never "n/n pass": nothing ran
+        failed = total - passed - sum(1 for c in lane.checks if c.outcome is Outcome.SKIPPED)
+        status = f"{passed}/{total} predicted pass (not run)"
+        status += f", {failed} predicted to fail" if failed else ""
+    elif lane.status == LaneStatus.SKIPPED:
         status = f"skipped: {lane.reason}"
     elif lane.status == LaneStatus.INFRA_ERROR:
         status = f"infra-error: {lane.reason}"

@@ -49,7 +49,7 @@ ROSETTA = LaneConfig("macos-x86_64-rosetta", "macos", required=False, options={"
 def test_registered_under_the_name_the_config_uses() -> None:
     assert isinstance(RUNNERS["macos"], MacosRunner)
     assert MacosRunner.options == {"arch": Option(str, choices=("arm64", "x86_64"), required=True),
-                                   "python": Option(str)}
+                                   "python": Option(str), "macos_version": Option(str)}
 
 
 def test_arm64_lane_commands_are_native_and_exact() -> None:

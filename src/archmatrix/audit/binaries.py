@@ -9,6 +9,7 @@ binary needs can be compared with the manylinux tag it shipped under.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
@@ -122,8 +123,12 @@ class Found:
     member: str | None = None  # the wheel member
     error: str = ""  # found but cannot be read: the reason, for the report
 
-    def read(self, budget: ReadBudget | None = None) -> bytes:
-        """The binary's bytes, within ``budget``; raises BadBinary (or OSError) when it cannot be read."""
+    def read(self, budget: ReadBudget | None = None, archive: zipfile.ZipFile | None = None) -> bytes:
+        """The binary's bytes, within ``budget``; raises BadBinary (or OSError) when it cannot be read.
+
+        ``archive``: the wheel already open (reading many members, opening it once per member would
+        parse its central directory each time: half the time of reading scipy's 114 binaries).
+        """
         budget = budget or ReadBudget()
         if self.error:
             raise BadBinary(self.error)
@@ -133,7 +138,7 @@ class Found:
                 raise BadBinary(f"{_mib(size)}, over the {_mib(budget.file_cap)} the audit reads")
             return self.file.read_bytes()
         try:
-            with zipfile.ZipFile(self.file) as zf:
+            with contextlib.nullcontext(archive) if archive is not None else zipfile.ZipFile(self.file) as zf:
                 info = zf.getinfo(self.member)
                 limit = budget.allow(info.file_size)
                 with zf.open(info) as fh:

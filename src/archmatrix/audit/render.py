@@ -172,8 +172,9 @@ def compare(report: AuditReport, matrix: Matrix) -> list[CompareRow]:
         if lane is None:
             rows.append(CompareRow(target.id, predicted, "not in the matrix", None))
             continue
-        if lane.status != LaneStatus.RAN:
-            rows.append(CompareRow(target.id, predicted, f"not run ({lane.status})", None, lane.reason))
+        if lane.status != LaneStatus.RAN:  # predicted cells are never the observation to compare with
+            what = f"{lane.status}, cells predicted" if lane.predicted else lane.status
+            rows.append(CompareRow(target.id, predicted, f"not run ({what})", None, lane.reason))
             continue
         failed = lane.failed_checks
         shown = [o for o in _PREDICTABLE if any(c.outcome is o for c in failed)]

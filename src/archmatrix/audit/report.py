@@ -156,11 +156,12 @@ class AuditReport:
         }
 
 
-def audit_binary(found: Found, budget: ReadBudget | None = None) -> BinaryAudit:
-    """Read and scan one binary. A corrupt file becomes an error entry, never an exception."""
+def audit_binary(found: Found, budget: ReadBudget | None = None, archive: Any = None) -> BinaryAudit:
+    """Read and scan one binary (``archive``: its wheel, already open). A corrupt file becomes an error
+    entry, never an exception."""
     entry = BinaryAudit(root=found.root, path=found.path or Path(found.root).name, dist=found.dist)
     try:
-        parsed = images(found.read(budget))
+        parsed = images(found.read(budget, archive))
         entry.images = [ImageAudit(im.format, im.os, im.arch, im.needed, im.glibc, im.min_macos, scan(im))
                         for im in parsed]
     except (BadBinary, OSError) as exc:

@@ -43,6 +43,8 @@ COLORS = {
     "red": "#e05d44",
     "lightgrey": "#9f9f9f",
     "grey": "#555",
+    "blue": "#007ec6",  # predicted pass: not green, nothing ran
+    "purple": "#8a63d2",  # predicted failure: not red, nothing ran
 }
 LABEL_COLOR = COLORS["grey"]
 
@@ -146,6 +148,11 @@ def outcome_color(outcome: Outcome) -> str:
 
 def lane_message(lane: LaneResult) -> tuple[str, str]:
     """(message, colour) of one lane: ``pass``, the first failing check's outcome, or why it did not run."""
+    if lane.predicted:
+        failed = lane.failed_checks
+        if failed:
+            return f"predicted {failed[0].outcome.value}", "purple"
+        return ("predicted pass", "blue") if lane.checks else ("skipped", "lightgrey")
     if lane.status == LaneStatus.SKIPPED:
         return "skipped", "lightgrey"
     if lane.status == LaneStatus.INFRA_ERROR:

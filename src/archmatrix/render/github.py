@@ -46,6 +46,8 @@ def lane_annotation(lane: LaneResult) -> str | None:
     if lane.status == LaneStatus.INFRA_ERROR:
         hint = f" (hint: {lane.hint})" if lane.hint else ""
         title, text = f"archmatrix {lane.lane}: infra-error", f"{lane.lane}: infra-error: {lane.reason}{hint}"
+    elif lane.predicted:
+        return predicted_annotation(lane)
     else:
         failed = lane.failed_checks
         if not failed:
@@ -58,6 +60,19 @@ def lane_annotation(lane: LaneResult) -> str | None:
         text = (f"{lane.lane}: {n} failing {'check' if n == 1 else 'checks'}, root cause "
                 f"{root.outcome.value} in {root.id}: {cut(root.message, MAX_MESSAGE)} — {affected}")
     return f"::error title={_escape_property(title)}::{_escape_data(text)}"
+
+
+def predicted_annotation(lane: LaneResult) -> str | None:
+    """A ``::warning`` (never an error: nothing ran) for a predicted lane with predicted failures."""
+    failed = lane.failed_checks
+    if not failed:
+        return None
+    root = failed[0]
+    affected = "; ".join(f"{outcome.value}: {_names(ids)}" for outcome, ids in _by_outcome(failed).items())
+    title = f"archmatrix {lane.lane}: {root.outcome.value} (predicted)"
+    text = (f"{lane.lane}: not run here; predicted from its wheels: {root.outcome.value} (predicted) in "
+            f"{root.id}: {cut(root.message, MAX_MESSAGE)} — {affected}")
+    return f"::warning title={_escape_property(title)}::{_escape_data(text)}"
 
 
 def error_annotations(matrix: Matrix) -> list[str]:
@@ -75,9 +90,14 @@ def totals(matrix: Matrix, diff: MatrixDiff | None = None) -> str:
     parts = [f"{len(ran) - len(failing)}/{len(ran)} lanes that ran pass",
              f"{failed} of {cells} cells failed" + (f" in {len(failing)} lanes" if failing else "")]
     for status in (LaneStatus.INFRA_ERROR, LaneStatus.SKIPPED, LaneStatus.INTERRUPTED):
-        count = sum(ln.status == status for ln in matrix.lanes)
+        count = sum(ln.status == status and not ln.predicted for ln in matrix.lanes)
         if count:
             parts.append(f"{count} {status}")
+    predicted = [ln for ln in matrix.lanes if ln.predicted]
+    if predicted:
+        parts.append(f"{len(predicted)} predicted, not run"
+                     + (f" ({sum(len(ln.failed_checks) for ln in predicted)} predicted failures)"
+                        if any(ln.failed_checks for ln in predicted) else ""))
     if diff is not None:
         parts.append(diff.summary())
     return "archmatrix: " + ", ".join(parts)

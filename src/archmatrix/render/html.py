@@ -60,6 +60,10 @@ details{font-size:12px}pre{white-space:pre-wrap;max-width:40em;font-weight:400}
 #show-fail:checked~table tr.check:not(.fails){display:none}
 #show-changed:checked~table tr.check:not(.changed){display:none}
 details.facts{margin:1em 0;font-size:14px}details.facts summary{cursor:pointer;font-weight:600}
+td.pass.predicted{background-color:#e8f0fe}td.fail.predicted{background-color:#f3e8fd}
+.tile.t-blue{border-left-color:#1a73e8}.tile.t-purple{border-left-color:#8a63d2}
+td.predicted{font-style:italic;
+ background-image:repeating-linear-gradient(45deg,transparent 0 6px,rgba(0,0,0,.06) 6px 8px)}
 figure.plot{margin:1em 0}figure.plot svg{max-width:100%;height:auto}p.hint{color:#555;font-size:12px}
 """
 
@@ -68,7 +72,7 @@ def _tile(lane: LaneResult, matrix: Matrix) -> str:
     message, color = lane_message(lane)
     summary = summarise(lane, matrix.lock)
     parts = [f"<div class='tile t-{color}'><b>{escape(lane.lane)}</b>"]
-    if lane.status == LaneStatus.SKIPPED:
+    if lane.status == LaneStatus.SKIPPED and not lane.predicted:
         parts.append(f"<span class=st>skipped</span><span>{escape(lane.reason)}</span>")
     else:
         parts.append(f"<span>{escape(summary.rows['platform'])} · {escape(summary.rows['how'])}</span>"
@@ -81,12 +85,17 @@ def _tile(lane: LaneResult, matrix: Matrix) -> str:
 
 def _cell(result: CheckResult | None, changed: bool, text: str, counts: bool = False) -> str:
     classes = outcome_class(result) + (" changed" if changed else "")
-    if result is None or result.outcome is Outcome.PASS or counts or not (result.message or result.evidence):
+    # a predicted cell always links its evidence (the wheel, the binary, why)
+    if result is None or (result.outcome is Outcome.PASS and not result.predicted) or counts \
+            or not (result.message or result.evidence):
         # a passing cell has nothing to read (the pytest row's counts are its text): no evidence link
         return f"<td class='{classes}'>{escape(text)}</td>"
     detail = result.message
     ev = result.evidence
     tail = ev.get("stderr_tail") or ev.get("stdout_tail") or ev.get("output_tail")
+    if result.predicted:
+        keys = ("wheel", "binary", "slice", "instruction", "reason")
+        tail = "\n".join(f"{k}: {ev[k]}" for k in keys if ev.get(k))
     return (f"<td class='{classes}' title='{escape(detail[:300])}'>{escape(cell_text(result))}"
             f"<details><summary>{escape(detail[:80] or 'evidence')}</summary>"
             f"<pre>{html_block(detail)}\n{html_block(tail or '')}</pre></details></td>")

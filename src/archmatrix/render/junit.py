@@ -85,7 +85,18 @@ def render(matrix: Matrix, *, version: str = __version__) -> str:
             counts["tests"] += 1
             case = ET.SubElement(suite, "testcase", classname=xml(lane.lane), name=xml(c.id),
                                  time=f"{c.duration_s:.3f}")
-            if c.outcome is Outcome.SKIPPED:
+            if c.predicted:
+                # not an executed test: skipped, the prediction in the message and as properties
+                cprops = ET.SubElement(case, "properties")  # first, as the JUnit schema orders them
+                ET.SubElement(cprops, "property", name="predicted", value="true")
+                ET.SubElement(cprops, "property", name="predicted_outcome", value=c.outcome.value)
+                for key in ("wheel", "binary", "slice", "instruction", "reason"):
+                    if c.evidence.get(key):
+                        ET.SubElement(cprops, "property", name=key, value=xml(str(c.evidence[key])))
+                what = f"predicted {c.outcome.value} (not run): {c.message}"
+                ET.SubElement(case, "skipped", message=xml(what))
+                counts["skipped"] += 1
+            elif c.outcome is Outcome.SKIPPED:
                 ET.SubElement(case, "skipped", message=xml(c.message))
                 counts["skipped"] += 1
             elif c.outcome.failed:

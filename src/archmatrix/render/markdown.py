@@ -12,7 +12,7 @@ from ..matrix import Matrix
 from ..suite.outcomes import Outcome
 from ..suite.result import CheckResult
 from .escape import markdown, markdown_code
-from .table import build_table, finding_lines, skipped_lines
+from .table import build_table, counted_cells, finding_lines, skipped_lines
 
 Rows = Literal["all", "notable"]
 ROWS: tuple[Rows, ...] = ("all", "notable")
@@ -20,7 +20,7 @@ ROWS: tuple[Rows, ...] = ("all", "notable")
 
 def notable(cells: Sequence[CheckResult | None]) -> bool:
     """A check row worth showing in a short view: some lane did not pass it (or did not run it)."""
-    return any(c is None or c.outcome is not Outcome.PASS for c in cells)
+    return any(c is None or c.outcome is not Outcome.PASS or c.predicted for c in cells)
 
 
 def diff_lines(diff: MatrixDiff) -> list[str]:
@@ -44,7 +44,8 @@ def render(matrix: Matrix, *, title: str = "archmatrix", rows: Rows = "all",
     check_rows = table.check_rows
     if rows == "notable":
         rows_cells = enumerate(zip(table.check_rows, table.check_cells, strict=True))
-        check_rows = [row for i, (row, cells) in rows_cells if notable(cells) or i in table.always_shown]
+        check_rows = [row for i, (row, cells) in rows_cells
+                      if notable(counted_cells(table, cells)) or i in table.always_shown]
     hidden = len(table.check_rows) - len(check_rows)
     out = [f"### {markdown(title)}", ""]
     if diff is not None:
@@ -57,7 +58,8 @@ def render(matrix: Matrix, *, title: str = "archmatrix", rows: Rows = "all",
                             tablefmt="github", disable_numparse=True))
         if hidden:
             out += ["", f"_{hidden} more {'check' if hidden == 1 else 'checks'} not shown: "
-                        f"{Outcome.PASS.glyph} pass in every lane._"]
+                        f"{Outcome.PASS.glyph} pass in every lane"
+                        f"{' that ran' if any(ln.predicted for ln in table.lanes) else ''}._"]
     else:
         out.append("_no lane ran_")
     lines = skipped_lines(table) + finding_lines(matrix)

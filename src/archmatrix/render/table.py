@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from ..matrix import Matrix
 from ..speed import speed_rows
-from ..suite.outcomes import Outcome
+from ..suite.outcomes import PREDICTED_GLYPH, Outcome
 from ..suite.result import CheckResult, LaneResult, LaneStatus, cut
 from ..summary import HEADER_ROWS, LaneSummary, summarise
 from .rows import Row, select_rows
@@ -50,6 +50,8 @@ class Table:
 def cell_text(result: CheckResult | None) -> str:
     if result is None:
         return NOT_RUN
+    if result.predicted:  # never the observed glyphs: ◇ pass (predicted)
+        return f"{PREDICTED_GLYPH} {result.outcome.value} (predicted)"
     return f"{result.outcome.glyph} {result.outcome.value}"
 
 
@@ -61,7 +63,8 @@ def row_text(row: Row) -> list[str]:
 
 
 def build_table(matrix: Matrix) -> Table:
-    columns = [ln for ln in matrix.lanes if ln.status != LaneStatus.SKIPPED]
+    # a predicted lane did not run either, but its cells are a column (each marked predicted)
+    columns = [ln for ln in matrix.lanes if ln.status != LaneStatus.SKIPPED or ln.predicted]
     skipped = [ln for ln in matrix.lanes if ln.status == LaneStatus.SKIPPED]
     summaries = [summarise(ln, matrix.lock) for ln in columns]
     header_rows = [[label, *(cut(s.rows[label], MAX_CELL) for s in summaries)] for label in HEADER_ROWS]
@@ -80,8 +83,14 @@ def row_failed(cells: list[CheckResult | None]) -> bool:
 
 
 def row_notable(cells: list[CheckResult | None]) -> bool:
-    """Some lane did not pass this check (or did not run it)."""
-    return any(c is None or c.outcome is not Outcome.PASS for c in cells)
+    """Some lane did not pass this check (or did not run it: a predicted pass is not an observed one)."""
+    return any(c is None or c.outcome is not Outcome.PASS or c.predicted for c in cells)
+
+
+def counted_cells(table: Table, cells: list[CheckResult | None]) -> list[CheckResult | None]:
+    """The cells that decide whether a row is notable: a predicted lane has only ``wheel.*`` cells, and
+    its empty ones (the suite's checks, never run there) say nothing about the row."""
+    return [c for c, lane in zip(cells, table.lanes, strict=True) if c is not None or not lane.predicted]
 
 
 def failing_first(table: Table, *, all_rows: bool = True) -> list[int]:
@@ -89,14 +98,17 @@ def failing_first(table: Table, *, all_rows: bool = True) -> list[int]:
     their order); without ``all_rows``, only the rows some lane did not pass."""
     failed = [i for i, cells in enumerate(table.check_cells) if row_failed(cells)]
     rest = [i for i, cells in enumerate(table.check_cells)
-            if not row_failed(cells) and (all_rows or row_notable(cells) or i in table.always_shown)]
+            if not row_failed(cells)
+            and (all_rows or row_notable(counted_cells(table, cells)) or i in table.always_shown)]
     return failed + rest
 
 
-def hidden_line(hidden: int, how: str) -> str:
-    """The line under a table that leaves out the check rows every lane passed."""
+def hidden_line(hidden: int, how: str, *, predicted: bool = False) -> str:
+    """The line under a table that leaves out the check rows every lane passed (``predicted``: some lanes
+    are predicted, and did not run those checks)."""
     checks = "check" if hidden == 1 else "checks"
-    return f"{hidden} more {checks} not shown: {Outcome.PASS.glyph} pass in every lane ({how} shows them)"
+    lanes = "every lane that ran" if predicted else "every lane"
+    return f"{hidden} more {checks} not shown: {Outcome.PASS.glyph} pass in {lanes} ({how} shows them)"
 
 
 def skipped_lines(table: Table) -> list[str]:
@@ -109,7 +121,8 @@ def skipped_lines(table: Table) -> list[str]:
                      "matrix.json and junit.xml have every check)")
     for lane in table.skipped:
         hint = f" — hint: {lane.hint}" if lane.hint else ""
-        lines.append(cut(f"{lane.lane}: skipped: {lane.reason}{hint}", MAX_LINE))
+        what = f"not run, {PREDICTED_GLYPH} cells predicted from its wheels" if lane.predicted else "skipped"
+        lines.append(cut(f"{lane.lane}: {what}: {lane.reason}{hint}", MAX_LINE))
     return lines
 
 
@@ -137,8 +150,9 @@ def failing_cells(matrix: Matrix) -> list[tuple[LaneResult, CheckResult]]:
 def outcome_class(result: CheckResult | None) -> str:
     if result is None:
         return "notrun"
+    predicted = " predicted" if result.predicted else ""
     if result.outcome is Outcome.PASS:
-        return "pass"
+        return "pass" + predicted
     if result.outcome is Outcome.SKIPPED:
-        return "skipped"
-    return "fail"
+        return "skipped" + predicted
+    return "fail" + predicted

@@ -44,7 +44,8 @@ def render(matrix: Matrix, *, diff: MatrixDiff | None = None, all_rows: bool = F
         parts.append(text)
     else:
         parts.append("no lane ran")
-    lines = [hidden_line(hidden, "--all-rows")] if hidden else []
+    predicted = any(ln.predicted for ln in table.lanes)
+    lines = [hidden_line(hidden, "--all-rows", predicted=predicted)] if hidden else []
     lines += skipped_lines(table) + finding_lines(matrix)
     if lines:
         parts.append("\n".join(terminal(line) for line in lines))

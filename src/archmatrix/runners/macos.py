@@ -22,6 +22,7 @@ hardware yet (docs/lanes.md).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from functools import partial
 from pathlib import Path
@@ -112,6 +113,15 @@ def lane_python(lane: LaneConfig, host: HostFacts) -> str | None:
     return host.python or None
 
 
+# GitHub's macos-14 image: what a macOS lane stands for unless options.macos_version says otherwise
+DEFAULT_MACOS_VERSION = "14.7"
+_MACOS_VERSION = re.compile(r"\d{1,2}(\.\d{1,2}){0,2}")
+
+
+def _macos_version(lane: LaneConfig) -> str:
+    return str(lane.options.get("macos_version") or DEFAULT_MACOS_VERSION)
+
+
 ROSETTA_ADVERTISE = "ROSETTA_ADVERTISE_AVX"  # macOS 15: Rosetta advertises AVX/AVX2 in CPUID when set
 
 
@@ -147,18 +157,22 @@ def verify_architecture(arch: str, facts: Mapping[str, Any]) -> CheckResult:
 
 class MacosRunner:
     name: ClassVar[str] = "macos"
+    # macos_version: the macOS the lane stands for where it is predicted rather than run (minimum macOS of
+    # the binaries, and Rosetta's CPU: no AVX before 15); default GitHub's macos-14 image
     options: ClassVar[Mapping[str, Option]] = {"arch": Option(str, choices=ARCHES, required=True),
-                                               "python": Option(str)}
+                                               "python": Option(str), "macos_version": Option(str)}
 
     def resolve(self, lane: LaneConfig) -> LaneTarget:
         arch = arch_mod.lookup(str(lane.options.get("arch", "")))
         if arch is None or arch.macos not in ARCHES:
             raise OptionError("arch", f"must be one of {', '.join(ARCHES)}")
+        if not _MACOS_VERSION.fullmatch(_macos_version(lane)):
+            raise OptionError("macos_version", "must be a macOS version such as 14.7 or 15")
         if arch is arch_mod.X86_64:
             # x86-64 code translated by Rosetta 2 (macOS 11-14: no AVX), as the
             # rosetta2 CPU profile describes it; the GitHub job installs an
             # x86_64 Python unless the lane names one
-            return LaneTarget(os="macos", arch=arch.name, cpu=DEFAULT_PROFILES["rosetta2"],
+            return LaneTarget(os="macos", arch=arch.name, cpu=rosetta_profile(_macos_version(lane)),
                               emulator="Rosetta 2", runs_on=GITHUB_MACOS_ARM64,
                               ci_setup=() if lane.options.get("python") else ("x64_python",))
         return LaneTarget(os="macos", arch=arch.name, cpu=DEFAULT_PROFILES["apple-silicon"],

@@ -36,6 +36,10 @@ class Outcome(str, enum.Enum):
         return _GLYPHS[self]
 
 
+# A cell derived from the wheels without running (a prediction) shows this glyph, whatever its outcome,
+# and the word "(predicted)": never ✔ or ✘, which mean observed.
+PREDICTED_GLYPH = "◇"
+
 _GLYPHS = {
     Outcome.PASS: "✔",
     Outcome.ILLEGAL_INSTRUCTION: "✘",
