@@ -134,6 +134,9 @@ def main() -> int:
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("needs root: a dockerd of its own, debootstrap and mmdebstrap")
+    # SIGTERM (and SIGINT, which a background job ignores) unwind through the finally
+    # blocks: the engine is stopped and the scratch directory removed
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     import docker
 
     scratch = Path(tempfile.mkdtemp(prefix="archmatrix-bench-base-", dir="/var/tmp"))
@@ -167,10 +170,18 @@ def main() -> int:
                 print(f"--- cold matrix of {', '.join(LANES)} on the fresh engine (load {load_average()})",
                       flush=True)
                 started = time.monotonic()
-                proc = subprocess.run(argv, env=env, cwd=ROOT, check=False)
+                # a session of its own: when the bench is stopped, its lanes (qemu processes
+                # outside the engine too) are stopped with it
+                proc = subprocess.Popen(argv, env=env, cwd=ROOT, start_new_session=True)
+                try:
+                    returncode = proc.wait()
+                finally:
+                    if proc.poll() is None:
+                        os.killpg(proc.pid, signal.SIGKILL)
+                        proc.wait()
                 matrix_s = time.monotonic() - started
-                if proc.returncode != 0:
-                    print(f"(the matrix exited {proc.returncode}: its time is reported, "
+                if returncode != 0:
+                    print(f"(the matrix exited {returncode}: its time is reported, "
                           "its result is not a pass)")
     finally:
         if args.keep:

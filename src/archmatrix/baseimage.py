@@ -67,6 +67,12 @@ DEFAULT_PACKAGES: tuple[str, ...] = ("python3",)
 # ("nobody") comes from; dash: /bin/sh for a test's subprocess; libc-bin:
 # ldconfig and ld.so.cache, which ctypes.util.find_library reads.
 SYSTEM_PACKAGES: tuple[str, ...] = ("base-files", "base-passwd", "dash", "libc-bin")
+# Libraries the manylinux policy lets a wheel take from the system rather than
+# bundle (numpy's and scipy's C++ code links libstdc++.so.6). debootstrap's
+# minbase brought them along with apt; unpacking only python3's closure does not.
+MANYLINUX_PACKAGES: tuple[str, ...] = ("libstdc++6", "libgcc-s1", "zlib1g")
+# and SMOKE_TEST loads them, so an image without them is never tagged
+MANYLINUX_LIBRARIES: tuple[str, ...] = ("libstdc++.so.6", "libgcc_s.so.1", "libz.so.1")
 # Unpack only, run no maintainer script: no second stage, nothing under QEMU.
 VARIANT = "extract"
 REPOSITORY = "archmatrix-base"
@@ -83,6 +89,7 @@ PLATFORMS: dict[str, tuple[str, str]] = {
 SMOKE_TEST = (
     "import bz2, concurrent.futures, ctypes, json, lzma, multiprocessing, platform, "
     "sqlite3, sysconfig, zlib; "
+    f"[ctypes.CDLL(name) for name in {list(MANYLINUX_LIBRARIES)!r}]; "
     "print(platform.machine(), platform.python_version())"
 )
 
@@ -283,6 +290,7 @@ def base_image_tag(platform: str, suite: str, packages: Sequence[str]) -> str:
         "variant": VARIANT,
         "packages": sorted(set(packages)),
         "system_packages": list(SYSTEM_PACKAGES),
+        "manylinux_packages": list(MANYLINUX_PACKAGES),
         "merged_usr": list(MERGED_USR_DIRS.get(arch, ())),
         "first_install": [list(pair) for pair in FIRST_INSTALL_COPIES],
         "excludes": list(TAR_EXCLUDES),
@@ -410,7 +418,7 @@ def _image_exists(client: DockerClient, tag: str) -> bool:
 
 
 def mmdebstrap_argv(arch: str, suite: str, packages: Sequence[str], rootfs: Path, mirror: str) -> list[str]:
-    """The mmdebstrap command that unpacks ``packages`` (and :data:`SYSTEM_PACKAGES`) into ``rootfs``.
+    """The mmdebstrap command that unpacks ``packages`` (and the system and manylinux ones) into ``rootfs``.
 
     apt resolves their dependencies; nothing is configured, so no code of the
     target architecture runs. The setup hook (run by mmdebstrap's ``sh`` on
@@ -419,7 +427,7 @@ def mmdebstrap_argv(arch: str, suite: str, packages: Sequence[str], rootfs: Path
     """
     links = " ".join(MERGED_USR_DIRS.get(arch, ()))
     hook = f'for d in {links}; do mkdir -p "$1/usr/$d" && ln -s "usr/$d" "$1/$d"; done' if links else ""
-    include = sorted(set(SYSTEM_PACKAGES) | set(packages))
+    include = sorted(set(SYSTEM_PACKAGES) | set(MANYLINUX_PACKAGES) | set(packages))
     argv = ["mmdebstrap", "--mode=root", f"--variant={VARIANT}", f"--architectures={arch}",
             f"--include={','.join(include)}"]
     if hook:

@@ -73,18 +73,6 @@ def parse_lane_list(text: str) -> list[str]:
     return value
 
 
-def base_image_of(lane: LaneConfig) -> str:
-    """The tag of the Debian base image a Docker lane builds (its content key), or "" when it builds none.
-
-    The same defaults the Docker runner passes to ``ensure_base_image``; a lane
-    naming its own ``base_image`` builds nothing.
-    """
-    from .baseimage import DEFAULT_PACKAGES, DEFAULT_SUITE, PLATFORMS, base_image_tag
-
-    platform = str(lane.options.get("platform", ""))
-    if lane.runner != "docker" or lane.options.get("base_image") or platform not in PLATFORMS:
-        return ""
-    return base_image_tag(platform, DEFAULT_SUITE, DEFAULT_PACKAGES)
 
 
 def cache_keys(config: MatrixConfig, lane_id: str) -> dict[str, str]:
@@ -99,18 +87,19 @@ def cache_keys(config: MatrixConfig, lane_id: str) -> dict[str, str]:
     cache key and ``base-image-file`` a file name for ``docker save``.
     """
     lane = config.lane(lane_id)
+    target = target_of(lane) or LaneTarget()  # its runner names the base image it builds, if any
     facts = {"version": WHEEL_CACHE_VERSION, "python": config.lock.python,
              "packages": dict(sorted(config.lock.packages.items())),
              "runner": lane.runner, "options": {k: str(v) for k, v in sorted(lane.options.items())}}
     digest = hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
     prefix = f"archmatrix-wheels-{_key_part(lane.id)}-"
-    image = base_image_of(lane)
+    image = target.base_image
     safe_image = _key_part(image)
     return {
         "wheels": prefix + digest,
         "wheels-prefix": prefix,
         "base-image": image,
-        "base-image-platform": str(lane.options["platform"]) if image else "",
+        "base-image-platform": (target.platform or "") if image else "",
         "base-image-key": f"archmatrix-base-image-{safe_image}" if image else "",
         "base-image-file": f"{safe_image}.tar" if image else "",
     }

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from archmatrix.baseimage import (
+    MANYLINUX_PACKAGES,
+    SMOKE_TEST,
     SYSTEM_PACKAGES,
     AptSource,
     BaseImageError,
@@ -187,7 +189,8 @@ def test_mmdebstrap_only_unpacks_and_lays_out_merged_usr(arch: str, links: list[
     # extract: no maintainer script, so nothing of the target architecture runs under QEMU
     assert "--variant=extract" in argv and f"--architectures={arch}" in argv
     include = next(a for a in argv if a.startswith("--include="))[len("--include="):].split(",")
-    assert set(include) == {"python3", "libgomp1", *SYSTEM_PACKAGES}
+    assert set(include) == {"python3", "libgomp1", *SYSTEM_PACKAGES, *MANYLINUX_PACKAGES}
+    assert "libstdc++6" in include  # numpy's C++ code links the system's libstdc++.so.6
     assert argv[-3:] == ["trixie", str(tmp_path / "rootfs"), MIRROR]  # the suite is a parameter
     hook = next(a for a in argv if a.startswith("--setup-hook="))
     assert f"for d in {' '.join(links)};" in hook and 'ln -s "usr/$d" "$1/$d"' in hook
@@ -239,3 +242,13 @@ def test_ldconfig_needs_libc_bin_unpacked(tmp_path: Path) -> None:
 def test_print_tag_builds_nothing(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--platform", "linux/arm64", "--suite", "trixie", "--print-tag"]) == 0
     assert capsys.readouterr().out.split() == [base_image_tag("linux/arm64", "trixie", ["python3"])]
+
+
+def test_the_smoke_test_loads_what_manylinux_wheels_take_from_the_system() -> None:
+    # an image without libstdc++ ran python3 but no numpy (import-error in every check): never again
+    assert "libstdc++.so.6" in SMOKE_TEST
+    import platform
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-c", SMOKE_TEST], capture_output=True, text=True, check=True)
+    assert proc.stdout.split()[0] == platform.machine()

@@ -294,6 +294,15 @@ def test_wheel_cache_key_changes_with_the_lock(tmp_path: Path) -> None:
     assert key("2.4.6") != key("2.4.5")
 
 
+def test_a_lane_with_its_own_base_image_caches_none(tmp_path: Path) -> None:
+    cfg = tmp_path / "m.yaml"
+    cfg.write_text('lock: {python: "3.11", packages: {numpy: "2.4.6"}}\n'
+                   "lanes:\n"
+                   "  - {id: own, runner: docker, options: {platform: linux/arm64, base_image: py:3.11}}\n")
+    keys = cache_keys(config_mod.load(cfg), "own")
+    assert keys["base-image"] == keys["base-image-key"] == keys["base-image-file"] == ""
+
+
 @pytest.mark.parametrize("name", ["matrix.yml", "archmatrix.yml"])
 def test_lane_jobs_use_sudo_in_one_root_step_only(name: str) -> None:
     lane = workflow(name)["jobs"]["lane"]

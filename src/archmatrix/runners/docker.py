@@ -25,8 +25,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .. import resources
+from ..baseimage import DEFAULT_PACKAGES as BASE_PACKAGES
+from ..baseimage import DEFAULT_SUITE as BASE_SUITE
 from ..baseimage import PLATFORMS as BASE_PLATFORMS
-from ..baseimage import BaseImageError, ensure_base_image
+from ..baseimage import BaseImageError, base_image_tag, ensure_base_image
 from ..command import Interrupted, call_interruptible, check_interrupted
 from ..hostfacts import SETUP_SCRIPT, HostFacts
 from ..model import LaneConfig, LaneTarget, github_linux_runner
@@ -97,9 +99,11 @@ class DockerRunner:
                                              f"not {platform}: pick a profile of the lane's architecture")
         # an engine of another architecture emulates the container with binfmt
         # QEMU, whose default CPU ("max") is used unless a profile names one
+        # the base image prepare() builds unless the lane names its own: CI caches it by this tag
+        base = "" if lane.options.get("base_image") else base_image_tag(platform, BASE_SUITE, BASE_PACKAGES)
         return LaneTarget(
             os="linux", arch=arch, platform=platform, cpu=profile, emulated_cpu_default="max",
-            runs_on=github_linux_runner(arch),
+            runs_on=github_linux_runner(arch), base_image=base,
         )
 
     def availability(self, lane: LaneConfig, host: HostFacts) -> Availability:
