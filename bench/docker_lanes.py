@@ -215,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"(b) warm {lane_id}: same workdir", flush=True)
         warm = run_lane(lane_id, lane_cfg, workdir, tmp / "results-warm", "warm")
         image_tags.update(warm.built())
-        rebuilt = [m for _, m in warm.events if m.startswith("building ") or "debootstrap" in m]
+        rebuilt = [m for _, m in warm.events if m.startswith("building ") or "mmdebstrap" in m]
         if warm.built() and warm.built() != [tag]:
             # a new tag means new inputs, not a cache miss: the suite, the lane
             # Dockerfile or the runner changed between the two runs

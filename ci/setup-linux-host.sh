@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prepare a Linux host for archmatrix's container and emulated lanes:
-#   - Docker engine (Debian's docker.io), qemu-user-static, debootstrap
+#   - Docker engine (Debian's docker.io), qemu-user-static, mmdebstrap (the
+#     lanes' Debian base images; debian-archive-keyring verifies them on Ubuntu)
 #   - gcc and a cross gcc for the other lane architecture (the tests' fault corpus)
 #   - binfmt_misc mounted, qemu-aarch64 registered (F flag: works in containers)
 #   - dockerd running without any network (containers never need one)
@@ -18,12 +19,12 @@ DOCKERD_WAIT_SECONDS=${DOCKERD_WAIT_SECONDS:-60}
 QEMU_ARCHES=(aarch64)
 # pipx: the quickstart's `pipx run nox` works for root and for a user alike, where
 # a distribution's Python refuses `pip install` outside a venv (PEP 668).
-PACKAGES=(docker.io qemu-user-static debootstrap pipx)
+PACKAGES=(docker.io qemu-user-static mmdebstrap debian-archive-keyring pipx)
 # An engine that is already installed, from any package, is used as it is:
 # GitHub's runners ship Docker's own packages (containerd.io, docker-ce or
 # moby), which conflict with Debian's docker.io, so installing it would fail.
 if command -v dockerd >/dev/null; then
-    PACKAGES=(qemu-user-static debootstrap pipx)
+    PACKAGES=(qemu-user-static mmdebstrap debian-archive-keyring pipx)
 fi
 # The fault corpus (tests/integration/corpus.py) compiles its C extensions
 # for both lane architectures: gcc for this host's, a cross gcc for the other.

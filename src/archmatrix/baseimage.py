@@ -1,16 +1,25 @@
 """Debian base images for the Docker lanes, built without any registry.
 
 Where ``python:3.x-slim`` cannot be pulled, a base image is made from Debian
-packages: ``debootstrap --variant=minbase`` into a directory (foreign
-architectures run through qemu-user via binfmt_misc), a gzipped tarball of that
-root filesystem, and a ``FROM scratch`` / ``ADD rootfs.tar.gz /`` build with an
-explicit platform. Building (rather than ``docker import``) is what makes the
-daemon record the image's architecture correctly.
+packages: ``mmdebstrap --variant=extract`` unpacks the lane's packages (python3
+and what it depends on) and the few pieces of Debian's Essential set a lane can
+notice (see :data:`SYSTEM_PACKAGES`) into a directory, without running any of
+their maintainer scripts, so nothing of a foreign architecture runs under QEMU
+while the root filesystem is made: seconds, where debootstrap's second stage
+took minutes for arm64. What those scripts would have done that a lane can
+see is done here from the host (:func:`finish_rootfs`): /etc/passwd and
+/etc/group from base-passwd, /etc/nsswitch.conf, the dynamic linker's cache
+(the one foreign program run: the target's static ``ldconfig``, well under a
+second under QEMU), and the standard library's bytecode. Then a tarball of
+that root filesystem and a ``FROM scratch`` / ``ADD rootfs.tar /``
+build with an explicit platform. Building (rather than ``docker import``) is
+what makes the daemon record the image's architecture correctly.
 
 Images are tagged by a hash of everything that determines their content, so a
 host that already has the tag never rebuilds and a new host builds once.
 
-Command line: ``python -m archmatrix.baseimage --platform linux/arm64``.
+Command line: ``python -m archmatrix.baseimage --platform linux/arm64``
+(``--print-tag`` prints the tag without building: CI's cache key).
 """
 
 from __future__ import annotations
@@ -43,15 +52,29 @@ if TYPE_CHECKING:  # the SDK is imported lazily: pure helpers must not need it
 
 log = logging.getLogger("archmatrix.baseimage")
 
-# Bump whenever the recipe below changes what ends up in the image (debootstrap
-# options, excluded paths, Dockerfile): the tag changes, so hosts rebuild.
-RECIPE_VERSION = 1
+# Bump whenever the recipe below changes what ends up in the image (mmdebstrap
+# options, the fix-ups of finish_rootfs, excluded paths, Dockerfile): the tag
+# changes, so hosts rebuild. 1 was debootstrap --variant=minbase.
+RECIPE_VERSION = 2
 
 DEFAULT_SUITE = "bookworm"
 # Lanes only need an interpreter: their site-packages are staged on the host
 # (archmatrix.staging) and mounted, so no pip, venv or certificates inside.
 DEFAULT_PACKAGES: tuple[str, ...] = ("python3",)
-VARIANT = "minbase"
+# Extracted into every image besides the lane's packages: the parts of Debian's
+# Essential set a lane (or a user's test suite) can notice. base-files: /tmp
+# (1777), /etc/os-release; base-passwd: the passwd/group the lane's user 65534
+# ("nobody") comes from; dash: /bin/sh for a test's subprocess; libc-bin:
+# ldconfig and ld.so.cache, which ctypes.util.find_library reads.
+SYSTEM_PACKAGES: tuple[str, ...] = ("base-files", "base-passwd", "dash", "libc-bin")
+# Libraries the manylinux policy lets a wheel take from the system rather than
+# bundle (numpy's and scipy's C++ code links libstdc++.so.6). debootstrap's
+# minbase brought them along with apt; unpacking only python3's closure does not.
+MANYLINUX_PACKAGES: tuple[str, ...] = ("libstdc++6", "libgcc-s1", "zlib1g")
+# and SMOKE_TEST loads them, so an image without them is never tagged
+MANYLINUX_LIBRARIES: tuple[str, ...] = ("libstdc++.so.6", "libgcc_s.so.1", "libz.so.1")
+# Unpack only, run no maintainer script: no second stage, nothing under QEMU.
+VARIANT = "extract"
 REPOSITORY = "archmatrix-base"
 
 # Docker platform -> (Debian architecture, kernel machine name), for the
@@ -66,6 +89,7 @@ PLATFORMS: dict[str, tuple[str, str]] = {
 SMOKE_TEST = (
     "import bz2, concurrent.futures, ctypes, json, lzma, multiprocessing, platform, "
     "sqlite3, sysconfig, zlib; "
+    f"[ctypes.CDLL(name) for name in {list(MANYLINUX_LIBRARIES)!r}]; "
     "print(platform.machine(), platform.python_version())"
 )
 
@@ -73,7 +97,24 @@ APT_SOURCES_LIST = Path("/etc/apt/sources.list")
 APT_SOURCES_DIR = Path("/etc/apt/sources.list.d")
 SETUP_HINT = f"run: {SETUP_SCRIPT}"
 
-DEBOOTSTRAP_TIMEOUT = 45 * 60  # arm64 under QEMU takes minutes on 2 cores
+BOOTSTRAP_TIMEOUT = 15 * 60  # seconds here; a slow mirror is not a hang
+LDCONFIG_TIMEOUT = 5 * 60
+
+# Merged /usr as debootstrap (and so every bookworm system) lays it out: these
+# top-level directories are links into /usr. They must exist before the
+# packages are unpacked, so mmdebstrap makes them in its setup hook.
+MERGED_USR_DIRS: dict[str, tuple[str, ...]] = {
+    "amd64": ("bin", "sbin", "lib", "lib64"),
+    "arm64": ("bin", "sbin", "lib"),
+}
+
+# What the maintainer scripts of SYSTEM_PACKAGES copy into place on a first
+# install (base-passwd's and libc-bin's postinst): source, destination.
+FIRST_INSTALL_COPIES: tuple[tuple[str, str], ...] = (
+    ("usr/share/base-passwd/passwd.master", "etc/passwd"),
+    ("usr/share/base-passwd/group.master", "etc/group"),
+    ("usr/share/libc-bin/nsswitch.conf", "etc/nsswitch.conf"),
+)
 
 # Left out of the tarball: the kernel and Docker provide proc/sys/dev, and apt's
 # caches and the documentation only make the image bigger.
@@ -91,7 +132,7 @@ TAR_EXCLUDES = (
 
 DOCKERFILE = """\
 FROM scratch
-ADD rootfs.tar.gz /
+ADD rootfs.tar /
 ENV LANG=C.UTF-8
 CMD ["python3"]
 """
@@ -176,7 +217,7 @@ def parse_one_line_sources(text: str) -> list[AptSource]:
 
 
 def pick_mirror(sources: Iterable[AptSource], suite: str) -> str:
-    """The mirror debootstrap should use for ``suite``.
+    """The mirror the root filesystem's packages come from, for ``suite``.
 
     Prefer a source that lists the suite itself (``bookworm``, not
     ``bookworm-security`` or ``bookworm-updates``, which live elsewhere or lack
@@ -245,8 +286,13 @@ def base_image_tag(platform: str, suite: str, packages: Sequence[str]) -> str:
         "recipe": RECIPE_VERSION,
         "platform": platform,
         "suite": suite,
+        "tool": "mmdebstrap",
         "variant": VARIANT,
         "packages": sorted(set(packages)),
+        "system_packages": list(SYSTEM_PACKAGES),
+        "manylinux_packages": list(MANYLINUX_PACKAGES),
+        "merged_usr": list(MERGED_USR_DIRS.get(arch, ())),
+        "first_install": [list(pair) for pair in FIRST_INSTALL_COPIES],
         "excludes": list(TAR_EXCLUDES),
         "dockerfile": DOCKERFILE,
     }
@@ -282,11 +328,13 @@ def foreign_arch_problem(
 
 def _check_host(machine: str) -> None:
     if sys.platform != "linux":
-        raise BaseImageError("building base images needs a Linux host with debootstrap")
+        raise BaseImageError("building base images needs a Linux host with mmdebstrap")
     if os.geteuid() != 0:
-        raise BaseImageError("debootstrap needs root: run archmatrix as root (or via sudo)")
-    if shutil.which("debootstrap") is None:
-        raise BaseImageError(f"debootstrap is not installed; {SETUP_HINT}")
+        # --mode=root: unpacking as the files' owners and chroot for ldconfig
+        raise BaseImageError("building a base image needs root (mmdebstrap --mode=root): "
+                             "run archmatrix as root (or via sudo) once; the image is cached afterwards")
+    if shutil.which("mmdebstrap") is None:
+        raise BaseImageError(f"mmdebstrap is not installed; {SETUP_HINT}")
     problem = foreign_arch_problem(machine)
     if problem:
         raise BaseImageError(f"{problem}; {SETUP_HINT}")
@@ -323,25 +371,40 @@ def ensure_base_image(
     workdir.mkdir(parents=True, exist_ok=True)
     build_dir = Path(tempfile.mkdtemp(prefix=f"base-{arch}-", dir=workdir))
     rootfs = build_dir / "rootfs"
-    context = build_dir / "context"
-    context.mkdir()
     try:
-        say(f"{tag}: debootstrap {suite} ({arch}, {VARIANT}, +{','.join(packages)}) from {mirror}")
+        say(f"{tag}: mmdebstrap {suite} ({arch}, {VARIANT}, +{','.join(packages)}) from {mirror}")
         started = time.monotonic()
-        _debootstrap(arch, suite, packages, rootfs, mirror)
-        say(f"{tag}: debootstrap done in {time.monotonic() - started:.0f} s; packing rootfs")
-        _pack_rootfs(rootfs, context / "rootfs.tar.gz")
-        _remove_tree(rootfs)  # free the space before docker copies the context
-        (context / "Dockerfile").write_text(DOCKERFILE)
-        say(f"{tag}: building image for {platform}")
-        _build(client, context, platform, tag)
-        say(f"{tag}: checking python3 inside")
-        check_interrupted()
-        _verify(client, tag, platform, machine, say)
+        _mmdebstrap(arch, suite, packages, rootfs, mirror)
+        say(f"{tag}: packages unpacked in {time.monotonic() - started:.1f} s; finishing the root filesystem")
+        for note in finish_rootfs(rootfs):
+            say(f"{tag}: {note}")
+        image_from_rootfs(client, rootfs, platform, tag, build_dir, say)
     finally:
         _remove_tree(build_dir)
     say(f"{tag}: ready")
     return tag
+
+
+def image_from_rootfs(
+    client: DockerClient, rootfs: Path, platform: str, tag: str, scratch: Path, say: Progress
+) -> None:
+    """Pack ``rootfs`` (removed afterwards), build it as ``tag`` for ``platform``, prove python3 runs.
+
+    ``scratch`` holds the build context. Also the last steps of bench/base_images.py's
+    debootstrap baseline, so both recipes are timed through the same packing and build.
+    """
+    machine = PLATFORMS[platform][1]
+    context = scratch / "context"
+    context.mkdir()
+    say(f"{tag}: packing rootfs")
+    _pack_rootfs(rootfs, context / "rootfs.tar")
+    _remove_tree(rootfs)  # free the space before docker copies the context
+    (context / "Dockerfile").write_text(DOCKERFILE)
+    say(f"{tag}: building image for {platform}")
+    _build(client, context, platform, tag)
+    say(f"{tag}: checking python3 inside")
+    check_interrupted()
+    _verify(client, tag, platform, machine, say)
 
 
 def _image_exists(client: DockerClient, tag: str) -> bool:
@@ -354,27 +417,105 @@ def _image_exists(client: DockerClient, tag: str) -> bool:
     return True
 
 
-def _debootstrap(arch: str, suite: str, packages: Sequence[str], rootfs: Path, mirror: str) -> None:
-    argv = ["debootstrap", f"--arch={arch}", f"--variant={VARIANT}"]
-    if packages:  # an empty --include= is an error to debootstrap
-        argv.append(f"--include={','.join(packages)}")
-    argv += [suite, str(rootfs), mirror]
+def mmdebstrap_argv(arch: str, suite: str, packages: Sequence[str], rootfs: Path, mirror: str) -> list[str]:
+    """The mmdebstrap command that unpacks ``packages`` (and the system and manylinux ones) into ``rootfs``.
+
+    apt resolves their dependencies; nothing is configured, so no code of the
+    target architecture runs. The setup hook (run by mmdebstrap's ``sh`` on
+    the host, before unpacking; fixed text, nothing interpolated from input
+    but the directory names above) lays out merged /usr.
+    """
+    links = " ".join(MERGED_USR_DIRS.get(arch, ()))
+    hook = f'for d in {links}; do mkdir -p "$1/usr/$d" && ln -s "usr/$d" "$1/$d"; done' if links else ""
+    include = sorted(set(SYSTEM_PACKAGES) | set(MANYLINUX_PACKAGES) | set(packages))
+    argv = ["mmdebstrap", "--mode=root", f"--variant={VARIANT}", f"--architectures={arch}",
+            f"--include={','.join(include)}"]
+    if hook:
+        argv.append(f"--setup-hook={hook}")
+    return [*argv, suite, str(rootfs), mirror]
+
+
+def _mmdebstrap(arch: str, suite: str, packages: Sequence[str], rootfs: Path, mirror: str) -> None:
     try:
-        run(argv, timeout=DEBOOTSTRAP_TIMEOUT)
+        run(mmdebstrap_argv(arch, suite, packages, rootfs, mirror), timeout=BOOTSTRAP_TIMEOUT)
     except CommandError as exc:
-        # debootstrap prints little; the reason is usually in its own log.
-        detail = exc.tail()
-        log_file = rootfs / "debootstrap" / "debootstrap.log"
-        if log_file.is_file():
-            lines = log_file.read_text(errors="replace").splitlines()[-15:]
-            detail += "\n--- debootstrap.log ---\n" + "\n".join(lines)
-        raise BaseImageError(f"debootstrap for {arch} failed ({exc}):\n{detail}") from exc
+        raise BaseImageError(f"mmdebstrap for {arch} failed ({exc}):\n{exc.tail()}") from exc
+
+
+def finish_rootfs(
+    rootfs: Path, *, ldconfig: bool = True, host_pythons: Sequence[str] | None = None
+) -> list[str]:
+    """Do in an unpacked root filesystem what the maintainer scripts would have done that a lane sees.
+
+    Returns one line per step for the progress log. ``ldconfig=False`` skips
+    the one step that runs a program of the target (for tests); ``host_pythons``
+    are the interpreters tried for the bytecode (default: this one, then
+    ``python3.X`` on PATH).
+    """
+    notes: list[str] = []
+    for source, dest in FIRST_INSTALL_COPIES:
+        src, dst = rootfs / source, rootfs / dest
+        if src.is_file() and not dst.exists():
+            shutil.copy2(src, dst)
+            notes.append(f"{dest} from {source}")
+    if ldconfig:
+        _ldconfig(rootfs)
+        notes.append("ld.so.cache written by the image's own ldconfig")
+    notes.append(_compile_stdlib(rootfs, host_pythons))
+    return notes
+
+
+def _ldconfig(rootfs: Path) -> None:
+    """ld.so.cache, by the target's own (static) ldconfig: a host's cannot read foreign libraries."""
+    if not (rootfs / "sbin" / "ldconfig").exists():
+        raise BaseImageError(f"{rootfs} has no /sbin/ldconfig (is libc-bin unpacked?)")
+    try:
+        run(["chroot", str(rootfs), "/sbin/ldconfig"], timeout=LDCONFIG_TIMEOUT)
+    except CommandError as exc:
+        raise BaseImageError(f"ldconfig in the new root filesystem failed ({exc}):\n{exc.tail()}") from exc
+
+
+def stdlib_version(rootfs: Path) -> str | None:
+    """The X.Y of the image's python3 (its /usr/lib/pythonX.Y/os.py), or None without one."""
+    found = sorted(p.parent.name for p in (rootfs / "usr" / "lib").glob("python3.*/os.py"))
+    return found[-1].removeprefix("python") if found else None
+
+
+def _compile_stdlib(rootfs: Path, host_pythons: Sequence[str] | None) -> str:
+    """Byte-compile the image's standard library, as python3's postinst does, with a host interpreter.
+
+    Bytecode is the same on every architecture and only needs the same X.Y;
+    without such an interpreter here the image is still right, its lanes only
+    compile what they import each time (the lane runs with PYTHONDONTWRITEBYTECODE).
+    """
+    version = stdlib_version(rootfs)
+    if version is None:
+        return "no python3 standard library to byte-compile"
+    candidates = list(host_pythons) if host_pythons is not None else [sys.executable, f"python{version}"]
+    for candidate in candidates:
+        exe = shutil.which(candidate)
+        if exe is None:
+            continue
+        probe = run([exe, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], check=False)
+        if probe.returncode != 0 or probe.stdout.strip() != version:
+            continue
+        stdlib = rootfs / "usr" / "lib" / f"python{version}"
+        # -s/-p: the bytecode names /usr/lib/pythonX.Y/..., where the image has it
+        argv = [exe, "-m", "compileall", "-q", "-s", str(rootfs), "-p", "/", str(stdlib)]
+        try:
+            run(argv, timeout=LDCONFIG_TIMEOUT)
+        except CommandError as exc:
+            raise BaseImageError(f"byte-compiling {stdlib} failed ({exc}):\n{exc.tail()}") from exc
+        return f"standard library byte-compiled by {exe} ({version})"
+    return f"no Python {version} on this host: the standard library stays without bytecode"
 
 
 def _pack_rootfs(rootfs: Path, tarball: Path) -> None:
     argv: list[str] = ["tar", "-C", str(rootfs), "--numeric-owner", "--xattrs"]
     argv += [f"--exclude={pattern}" for pattern in TAR_EXCLUDES]
-    argv += ["-czf", str(tarball), "."]
+    # not compressed: gzip took longer than everything else (20 s of a cold
+    # build here), and the tarball only travels to the engine's API
+    argv += ["-cf", str(tarball), "."]
     try:
         run(argv)
     except CommandError as exc:
@@ -463,10 +604,10 @@ def _mounts_below(path: Path, mounts: str | None = None) -> list[Path]:
 
 
 def _remove_tree(path: Path) -> None:
-    """Remove ``path``, but never recurse into a mount left by a dead debootstrap.
+    """Remove ``path``, but never recurse into a mount left by a dead bootstrap.
 
-    A killed debootstrap can leave /proc, /sys or a bind-mounted /dev inside
-    the root filesystem; deleting through those would damage the host.
+    A killed debootstrap or mmdebstrap can leave /proc, /sys or a bind-mounted
+    /dev inside the root filesystem; deleting through those would damage the host.
     """
     if not path.exists():
         return
@@ -538,7 +679,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m archmatrix.baseimage``: :func:`build_images` with every knob on the command line."""
     parser = argparse.ArgumentParser(
         prog="python -m archmatrix.baseimage",
-        description="Build Debian base images for archmatrix's Docker lanes with debootstrap.",
+        description="Build Debian base images for archmatrix's Docker lanes with mmdebstrap.",
     )
     parser.add_argument(
         "--platform",
@@ -556,7 +697,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--mirror", help="Debian mirror (default: from this machine's apt config)")
     parser.add_argument("--workdir", type=Path, default=None, help="scratch directory")
+    parser.add_argument("--print-tag", action="store_true",
+                        help="print each platform's content-derived tag and build nothing (a CI cache key)")
     args = parser.parse_args(argv)
+    if args.print_tag:
+        for platform in args.platform:
+            print(base_image_tag(platform, args.suite, args.packages or DEFAULT_PACKAGES))
+        return ExitCode.OK
     return build_images(args.platform, suite=args.suite, packages=args.packages or DEFAULT_PACKAGES,
                         workdir=args.workdir, mirror=args.mirror)
 

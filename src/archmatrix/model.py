@@ -121,6 +121,7 @@ class LaneTarget:
     runs_on: str = GITHUB_LINUX_X86_64  # the GitHub runner that runs it for real
     ci_setup: tuple[str, ...] = ()  # what that job must set up first ("x64_python")
     python: str = ""  # the lock's Python (major.minor): the interpreter the lane must run
+    base_image: str = ""  # the Debian base image (its content tag) a container lane builds; "" for none
 
 
 @dataclass(frozen=True)

@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+import marshal
 import re
+import sys
 from pathlib import Path
 
 import pytest
 
 from archmatrix.baseimage import (
+    MANYLINUX_PACKAGES,
+    SMOKE_TEST,
+    SYSTEM_PACKAGES,
     AptSource,
     BaseImageError,
     _mounts_below,
     base_image_tag,
+    finish_rootfs,
     foreign_arch_problem,
+    main,
     mirror_from_apt_config,
+    mmdebstrap_argv,
     parse_deb822_sources,
     parse_one_line_sources,
     pick_mirror,
+    stdlib_version,
 )
 
 # The shape Debian 12 installs: the main archive and security in one deb822 file.
@@ -156,3 +165,90 @@ def test_leftover_mounts_inside_a_rootfs_are_found_deepest_first(tmp_path: Path)
     found = _mounts_below(rootfs, mounts)
     assert found[0] == rootfs / "dev" / "pts"
     assert set(found) == {rootfs / "proc", rootfs / "dev", rootfs / "dev" / "pts"}
+
+
+# ------------------------------------------------------------------ mmdebstrap recipe (issue 20)
+
+
+def test_the_debootstrap_recipe_tags_are_not_reused() -> None:
+    # tags of the debootstrap --variant=minbase images: hosts that cached them must build the new ones
+    old = {"linux/amd64": "archmatrix-base:bookworm-amd64-eb2a2783e2dd",
+           "linux/arm64": "archmatrix-base:bookworm-arm64-8ce09d44cd55"}
+    for platform, tag in old.items():
+        assert base_image_tag(platform, "bookworm", ["python3"]) != tag
+
+
+MIRROR = "http://mirror.example/debian"
+
+
+@pytest.mark.parametrize("arch, links", [("arm64", ["bin", "sbin", "lib"]),
+                                         ("amd64", ["bin", "sbin", "lib", "lib64"])])
+def test_mmdebstrap_only_unpacks_and_lays_out_merged_usr(arch: str, links: list[str], tmp_path: Path) -> None:
+    argv = mmdebstrap_argv(arch, "trixie", ["python3", "libgomp1"], tmp_path / "rootfs", MIRROR)
+    assert argv[0] == "mmdebstrap"
+    # extract: no maintainer script, so nothing of the target architecture runs under QEMU
+    assert "--variant=extract" in argv and f"--architectures={arch}" in argv
+    include = next(a for a in argv if a.startswith("--include="))[len("--include="):].split(",")
+    assert set(include) == {"python3", "libgomp1", *SYSTEM_PACKAGES, *MANYLINUX_PACKAGES}
+    assert "libstdc++6" in include  # numpy's C++ code links the system's libstdc++.so.6
+    assert argv[-3:] == ["trixie", str(tmp_path / "rootfs"), MIRROR]  # the suite is a parameter
+    hook = next(a for a in argv if a.startswith("--setup-hook="))
+    assert f"for d in {' '.join(links)};" in hook and 'ln -s "usr/$d" "$1/$d"' in hook
+
+
+def fake_rootfs(root: Path, version: str) -> Path:
+    (root / "usr/share/base-passwd").mkdir(parents=True)
+    (root / "usr/share/base-passwd/passwd.master").write_text("root:*:0:0:root:/root:/bin/sh\n")
+    (root / "usr/share/base-passwd/group.master").write_text("root:*:0:\n")
+    (root / "usr/share/libc-bin").mkdir(parents=True)
+    (root / "usr/share/libc-bin/nsswitch.conf").write_text("passwd: files\n")
+    (root / "etc").mkdir()
+    stdlib = root / "usr/lib" / f"python{version}"
+    (stdlib / "json").mkdir(parents=True)
+    (stdlib / "os.py").write_text("SEP = '/'\n")
+    (stdlib / "json" / "__init__.py").write_text("def dumps(x):\n    return repr(x)\n")
+    return root
+
+
+def test_finish_rootfs_does_what_the_skipped_maintainer_scripts_would(tmp_path: Path) -> None:
+    version = "{}.{}".format(*sys.version_info[:2])
+    root = fake_rootfs(tmp_path / "rootfs", version)
+    (root / "etc/group").write_text("kept:x:1:\n")  # present already: not overwritten
+    notes = finish_rootfs(root, ldconfig=False, host_pythons=[sys.executable])
+    assert (root / "etc/passwd").read_text().startswith("root:*:0:0:")
+    assert (root / "etc/group").read_text() == "kept:x:1:\n"
+    assert (root / "etc/nsswitch.conf").is_file()
+    assert stdlib_version(root) == version
+    # bytecode next to the image's stdlib, naming the path the image has (not this host's scratch dir)
+    pyc = next((root / "usr/lib" / f"python{version}" / "json" / "__pycache__").glob("__init__.*.pyc"))
+    code = marshal.loads(pyc.read_bytes()[16:])
+    assert code.co_filename == f"/usr/lib/python{version}/json/__init__.py"
+    assert any("byte-compiled" in n for n in notes)
+
+
+def test_no_matching_host_python_leaves_the_stdlib_without_bytecode(tmp_path: Path) -> None:
+    root = fake_rootfs(tmp_path / "rootfs", "3.99")
+    notes = finish_rootfs(root, ldconfig=False, host_pythons=[sys.executable])
+    assert not list(root.rglob("*.pyc"))
+    assert "no Python 3.99 on this host" in notes[-1]
+
+
+def test_ldconfig_needs_libc_bin_unpacked(tmp_path: Path) -> None:
+    root = fake_rootfs(tmp_path / "rootfs", "3.99")
+    with pytest.raises(BaseImageError, match="no /sbin/ldconfig"):
+        finish_rootfs(root, host_pythons=[])
+
+
+def test_print_tag_builds_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--platform", "linux/arm64", "--suite", "trixie", "--print-tag"]) == 0
+    assert capsys.readouterr().out.split() == [base_image_tag("linux/arm64", "trixie", ["python3"])]
+
+
+def test_the_smoke_test_loads_what_manylinux_wheels_take_from_the_system() -> None:
+    # an image without libstdc++ ran python3 but no numpy (import-error in every check): never again
+    assert "libstdc++.so.6" in SMOKE_TEST
+    import platform
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-c", SMOKE_TEST], capture_output=True, text=True, check=True)
+    assert proc.stdout.split()[0] == platform.machine()
