@@ -133,7 +133,8 @@ class DockerRunner:
         # an engine of another architecture emulates the container with binfmt
         # QEMU, whose default CPU ("max") is used unless a profile names one
         # the base image prepare() builds unless the lane names its own: CI caches it by this tag
-        base = "" if lane.options.get("base_image") else base_image_tag(platform, DEFAULT_SUITE, DEFAULT_PACKAGES)
+        base = "" if lane.options.get("base_image") \
+            else base_image_tag(platform, DEFAULT_SUITE, DEFAULT_PACKAGES)
         return LaneTarget(
             os="linux", arch=arch, platform=platform, cpu=profile, emulated_cpu_default="max",
             runs_on=github_linux_runner(arch), base_image=base,
