@@ -7,7 +7,8 @@ data root, exec root, socket and pid file (in a private mount namespace, so its
 mounts stay its own), and stopped and removed at the end: every image is cold,
 and the shared daemon's images and containers are never touched.
 
-(a) Cold base images, both platforms, side by side in one run:
+(a) Cold base images, both platforms, side by side in one run (then both
+    again at once, in two threads, as a matrix's two Docker lanes build them):
     before = the debootstrap --variant=minbase recipe exactly as it was (the
     module at commit BEFORE_COMMIT, loaded from git: arm64's second stage under
     QEMU, gzipped context); after = today's :func:`ensure_base_image`
@@ -38,12 +39,14 @@ import tempfile
 import time
 import types
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from tabulate import tabulate
 
-from archmatrix.baseimage import PLATFORMS, ensure_base_image
+from archmatrix.baseimage import PLATFORMS, debian_arch, ensure_base_image
 from archmatrix.command import run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,6 +116,13 @@ def before_module() -> types.ModuleType | None:
     return module
 
 
+def drop_base_images(client: Any) -> None:
+    for image in client.images.list(name="archmatrix-base"):
+        for tag in image.tags:
+            client.images.remove(tag, force=True)
+    client.images.prune()
+
+
 def timed(label: str, build: Callable[[], str]) -> tuple[float, str]:
     print(f"--- {label} (load {load_average()})", flush=True)
     started = time.monotonic()
@@ -143,6 +153,7 @@ def main() -> int:
     before_mod = None if args.skip_before else before_module()
     times: dict[tuple[str, str], float] = {}
     matrix_s: float | None = None
+    both_s = 0.0
     try:
         with fresh_engine(scratch / "engine") as host:
             client = docker.DockerClient(base_url=host, timeout=600)
@@ -156,12 +167,18 @@ def main() -> int:
                 new = functools.partial(ensure_base_image, client, platform,
                                         workdir=scratch / "work-after", progress=say)
                 times["after", platform], _ = timed(f"after: mmdebstrap {platform}", new)
+            # both again, cold, side by side in two threads: how a matrix builds them (each Docker
+            # lane prepares its own base image while the other lanes run)
+            drop_base_images(client)
+            print(f"--- after: mmdebstrap, both platforms at once (load {load_average()})", flush=True)
+            started = time.monotonic()
+            with ThreadPoolExecutor(len(PLATFORMS)) as pool:
+                list(pool.map(lambda p: ensure_base_image(
+                    client, p, workdir=scratch / f"work-both-{debian_arch(p)}", progress=say), PLATFORMS))
+            both_s = time.monotonic() - started
             if not args.skip_matrix:
                 # the matrix must build the mmdebstrap images itself: drop them from the fresh engine
-                for image in client.images.list(name="archmatrix-base"):
-                    for tag in image.tags:
-                        client.images.remove(tag, force=True)
-                client.images.prune()
+                drop_base_images(client)
                 argv = [sys.executable, "-m", "archmatrix.cli", "matrix", "--config", str(args.config),
                         "--workdir", str(scratch / "matrix-work"),
                         "--results", str(scratch / "matrix-results"),
@@ -198,6 +215,7 @@ def main() -> int:
     total_before = sum(times["before", p] for p in PLATFORMS) if before_mod is not None else None
     rows.append(["base images, both", f"{total_before:.1f}" if total_before else "-", f"{total_after:.1f}",
                  ratio(total_before, total_after)])
+    rows.append(["base images, both at once", "-", f"{both_s:.1f}", "-"])
     if matrix_s is not None:
         derived = matrix_s - total_after + total_before if total_before else None
         rows.append(["cold matrix, 4 Linux lanes", f"{derived:.1f} (derived)" if derived else "-",
@@ -206,7 +224,8 @@ def main() -> int:
     print(tabulate(rows, headers=["cold", "before (s)", "after (s)", "before/after"], tablefmt="github"))
     print(f"\nload average at the end: {load_average()} (2 cores, shared)")
     verdict = lambda seconds, target: "met" if seconds <= target else "NOT met"  # noqa: E731
-    line = f"targets: base images <= {TARGET_IMAGES_S:.0f} s: {verdict(total_after, TARGET_IMAGES_S)}"
+    line = (f"targets: base images <= {TARGET_IMAGES_S:.0f} s: one after the other "
+            f"{verdict(total_after, TARGET_IMAGES_S)}, at once {verdict(both_s, TARGET_IMAGES_S)}")
     if matrix_s is not None:
         line += f"; cold matrix <= {TARGET_MATRIX_S:.0f} s: {verdict(matrix_s, TARGET_MATRIX_S)}"
     print(line)
