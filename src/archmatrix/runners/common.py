@@ -63,6 +63,7 @@ def stage_job_lock(job: LaneJob, arch: str, glibc: tuple[int, int], spec: Prefix
     venv-shaped prefix ``spec`` describes."""
     from .base import LaneInfraError
 
+    job.phase("staging")
     try:
         return stage_lock(job.config.lock, job.config.path.parent, arch, glibc, job.workdir, job.progress,
                           spec=spec)
@@ -74,6 +75,7 @@ def stage_job_suite(job: LaneJob) -> tuple[Path, tuple[str, ...]]:
     """The suite staged with this job's user check modules: (directory for sys.path, modules to load)."""
     from .base import LaneInfraError
 
+    job.phase("staging")
     try:
         modules = user_modules(job.config.checks.user_modules, job.config.path.parent)
     except UserModuleError as exc:
@@ -148,6 +150,7 @@ def run_prepared(job: LaneJob, launch: Launch) -> LaneResult:
     argv = [*launch.prefix, *suite_args(job, launch.out or str(job.out), emulator=launch.emulator,
                                         cpu_model=launch.cpu_model, user_checks=launch.user_checks,
                                         self_check=claim)]
+    job.phase("running")
     job.progress("running the suite" + (f" {launch.how}" if launch.how else ""))
     if launch.execute is not None:
         result = launch.execute(job, argv)

@@ -148,6 +148,7 @@ class DockerRunner:
 
         base = job.lane.options.get("base_image")
         if not base:
+            job.phase("base image")
             try:
                 base = ensure_base_image(client, platform, workdir=job.workdir, progress=job.progress)
             except BaseImageError as exc:
@@ -155,6 +156,7 @@ class DockerRunner:
         dockerfile = lane_dockerfile()
         # the staged prefix and the suite are named by their contents
         tag = lane_image_tag(job.lane.id, str(base), staged.prefix.name, suite_root.name, dockerfile)
+        job.phase("image")
         self._ensure_lane_image(client, job, tag, str(base), platform, staged.prefix, suite_root, dockerfile)
 
         facts = {"platform": platform, "image": tag, "base_image": base,
