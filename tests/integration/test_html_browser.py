@@ -129,10 +129,10 @@ const cell = (sel) => document.querySelector(sel);
 const box = (el) => { const r = el.getBoundingClientRect(); return [r.top, r.bottom, r.width, r.height]; };
 const out = {
   heatmap: box(cell('section.heatmap')),
-  predicted: getComputedStyle(cell('td.hm.fail.predicted')).backgroundImage,
-  measured: getComputedStyle(cell('td.hm.fail:not(.predicted)')).backgroundImage,
-  predictedColour: getComputedStyle(cell('td.hm.fail.predicted')).backgroundColor,
-  cells: document.querySelectorAll('td.hm').length,
+  predicted: getComputedStyle(cell('.hmgrid .hm.fail.predicted')).backgroundImage,
+  measured: getComputedStyle(cell('.hmgrid .hm.fail:not(.predicted)')).backgroundImage,
+  predictedColour: getComputedStyle(cell('.hmgrid .hm.fail.predicted')).backgroundColor,
+  cells: document.querySelectorAll('.hmgrid .hm').length,
 };
 document.body.insertAdjacentHTML('beforeend', '<pre id=probe>' + JSON.stringify(out) + '</pre>');
 </script>"""

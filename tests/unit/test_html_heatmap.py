@@ -47,7 +47,7 @@ def heatmap(page: str) -> str:
 def cells(page: str) -> dict[tuple[str, str], str]:
     """(lane, check) → the cell's markup, read back from the titles."""
     found = {}
-    for cell in re.findall(r"<td[^>]*class='hm [^']*'[^>]*>.*?</td>", heatmap(page)):
+    for cell in re.findall(r"<(?:a|span) class='hm [^']*'[^>]*></(?:a|span)>", heatmap(page)):
         title = re.search(r"title='([^']*)'", cell)
         assert title is not None, cell
         check, rest = title.group(1).split(" · ", 1)
@@ -88,13 +88,14 @@ def test_hover_shows_the_message_and_a_click_opens_the_cells_evidence() -> None:
     assert (f"title='linalg.solve · linux-x86_64-noavx: {glyph} illegal-instruction — "
             "Fatal Python error: Illegal instruction'") in sigill
     [target] = re.findall(r"href='#([^']+)'", sigill)
-    # the anchor is the evidence of that very cell in the checks table (the browser opens its <details>)
-    evidence = re.search(rf"<td class='fail'[^>]*>[^<]*<details><summary>[^<]*</summary><pre id={target}>"
-                         r"([^<]*)</pre>", page)
+    # the anchor is the evidence of that very cell in the checks table (its summary: one click opens it)
+    evidence = re.search(rf"<td class='fail'[^>]*>[^<]*<details><summary><span id={target}></span>[^<]*"
+                         r"</summary><pre>([^<]*)</pre>", page)
     assert evidence is not None and "SIGILL in dgemm_kernel" in evidence.group(1)
     # a passing cell has nothing to read: a title, no link (as in the table)
     assert "href=" not in grid[("host", "import.numpy")]
-    assert len(set(re.findall(r"<pre id=([\w-]+)>", page))) == len(re.findall(r"<pre id=", page))
+    ids = re.findall(r"<span id=([\w-]+)></span>", page)
+    assert len(ids) == len(set(ids)) == 3  # the cells with something to read, each its own
 
 
 def test_heatmap_text_is_escaped() -> None:
@@ -103,6 +104,6 @@ def test_heatmap_text_is_escaped() -> None:
                     message="it's <b>bad</b> & \"worse\"\n::error::x"),
     ])
     part = heatmap(html.render(build([lane]), plots=False))
-    assert "<script>" not in part and "<b>" not in part and "\n" not in part
+    assert "<script>" not in part and "<b>bad" not in part and "\n" not in part
     assert "x&#x27;&gt;&lt;script&gt;alert(1)&lt;/script&gt;" in part
     assert "it&#x27;s &lt;b&gt;bad&lt;/b&gt; &amp; &quot;worse&quot;\\x0a::error::x" in part

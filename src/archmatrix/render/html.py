@@ -68,15 +68,13 @@ figure.plot{margin:1em 0}figure.plot svg{max-width:100%;height:auto}p.hint{color
 # The heatmap: saturated colours (the table's are pale), a predicted cell hatched over its outcome's colour.
 HEATMAP_STYLE = """
 section.heatmap{margin:1em 0;overflow-x:auto}
-table.heatmap{border-collapse:separate;border-spacing:2px}
-table.heatmap th{background:none;border:0;padding:0 .6em 0 0;font-weight:400;font-size:12px;
-white-space:nowrap}
-table.heatmap td{border:0;padding:0;width:14px;min-width:14px;height:14px}
-table.heatmap td a{display:block;width:100%;height:100%}
+div.hmgrid{display:grid;gap:2px;width:max-content;align-items:center}
+div.hmgrid b{font-weight:400;font-size:12px;white-space:nowrap;padding-right:.6em}
+div.hmgrid .hm{display:block;width:14px;height:14px}
 .hm.pass{background-color:#43a047}.hm.fail{background-color:#d32f2f}
 .hm.skipped{background-color:#b0b0b0}.hm.notrun{background-color:#e8e8e8}
 .hm.predicted{background-image:repeating-linear-gradient(45deg,#ffffffb0 0 2px,#0000 2px 5px)}
-pre:target{outline:3px solid #1565c0}
+summary:has(:target){outline:3px solid #1565c0}
 p.key{font-size:12px;color:#555;margin:.2em 0}
 p.key i{display:inline-block;width:12px;height:12px;margin:0 .3em 0 .9em;vertical-align:-1px}
 """
@@ -117,9 +115,10 @@ def _cell(result: CheckResult | None, changed: bool, evidence_id: str = "") -> s
     ev = result.evidence
     tail = ev.get("stderr_tail") or ev.get("stdout_tail") or ev.get("output_tail")
     return (f"<td class='{classes}' title='{escape(detail[:300])}'>{escape(cell_text(result))}"
-            f"<details><summary>{escape(detail[:80] or 'evidence')}</summary>"
-            f"<pre{f' id={evidence_id}' if evidence_id else ''}>"
-            f"{html_block(detail)}\n{html_block(tail or '')}</pre></details></td>")
+            # the heatmap's link lands on the summary (visible while the evidence is folded)
+            f"<details><summary>{f'<span id={evidence_id}></span>' if evidence_id else ''}"
+            f"{escape(detail[:80] or 'evidence')}</summary>"
+            f"<pre>{html_block(detail)}\n{html_block(tail or '')}</pre></details></td>")
 
 
 def _checks_table(table: Table, diff: MatrixDiff | None) -> list[str]:
@@ -157,18 +156,22 @@ def _heat_cell(table: Table, row: int, column: int) -> str:
     title += " (predicted)" if predicted else ""
     if result is not None and result.message:
         title += f" — {result.message[:300]}"
-    link = f"<a href='#{_evidence_id(row, column)}'></a>" if _has_evidence(result) else ""
-    return f"<td class='{classes}' title='{escape(title)}'>{link}</td>"
+    if _has_evidence(result):
+        return f"<a class='{classes}' href='#{_evidence_id(row, column)}' title='{escape(title)}'></a>"
+    return f"<span class='{classes}' title='{escape(title)}'></span>"
 
 
 def _heatmap(table: Table) -> list[str]:
-    """Checks × lanes at a glance: a row per lane, a small cell per check (in check order)."""
-    h = ["<section class=heatmap><table class=heatmap><tbody>"]
+    """Checks × lanes at a glance: a row per lane, a small cell per check (in check order).
+
+    A CSS grid, not a table: the page's one table is the checks table."""
+    checks = len(table.check_rows)
+    columns = f"grid-template-columns:auto repeat({checks},14px)"
+    h = [f"<section class=heatmap><div class=hmgrid style='{columns}'>"]
     for column, lane in enumerate(table.lanes):
-        h.append(f"<tr><th>{escape(lane.lane)}</th>")
-        h.extend(_heat_cell(table, row, column) for row in range(len(table.check_rows)))
-        h.append("</tr>")
-    h.append("</tbody></table><p class=key>"
+        h.append(f"<b>{escape(lane.lane)}</b>")
+        h.extend(_heat_cell(table, row, column) for row in range(checks))
+    h.append("</div><p class=key>"
              "<i class='hm pass'></i>pass<i class='hm fail'></i>fails<i class='hm skipped'></i>skipped"
              "<i class='hm notrun'></i>not run<i class='hm pass predicted'></i>predicted, not run"
              " — hover a cell for its message, click it for its evidence</p></section>")
