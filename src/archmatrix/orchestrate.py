@@ -145,6 +145,7 @@ def _run_planned(
             pending = set(futures)
             while pending:
                 done, pending = wait(pending, timeout=0.5)
+                progress.tick()  # heartbeats and the live redraw, from this (the main) thread
                 for fut in done:
                     lane_result = fut.result()
                     results[lane_result.lane] = lane_result

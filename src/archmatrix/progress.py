@@ -13,7 +13,8 @@ Two displays share that state:
   as archmatrix always printed; for CI logs and pipes (no TTY, ``CI=true``,
   ``TERM=dumb``). A lane that printed nothing for :data:`HEARTBEAT_S` gets a
   heartbeat line (``still staging, 40s``): pip downloads, debootstrap, image
-  builds and long checks are silent for minutes otherwise.
+  builds and long checks are silent for minutes otherwise. The run's main
+  thread drives the heartbeats and the live redraw (:meth:`Reporter.tick`).
 * :class:`LiveProgress` — rich's live display: one line per lane (phase,
   check i/N, elapsed, last message) redrawn in place, so the lines of
   parallel lanes never interleave; run-wide messages and each lane's final
@@ -40,7 +41,7 @@ from .render.escape import terminal, terminal_lines
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-# a silent lane gets a heartbeat line (plain) at least this often
+# a silent lane gets a heartbeat line (plain) at least this often (the run ticks every 0.5 s)
 HEARTBEAT_S = 10.0
 _TICK_S = 0.5
 
@@ -144,6 +145,14 @@ class Reporter:
     def _line(self, lane: str, message: str, state: LaneState | None, final: bool = False) -> None:
         raise NotImplementedError
 
+    def tick(self) -> None:
+        """Called by the run's main thread about twice a second: heartbeats, the live redraw.
+
+        From the main thread, not a thread of the display's own: under CPython
+        3.11 a thread that keeps waking up can leave Ctrl-C's signal pending
+        for the main thread for seconds (the test of Ctrl-C saw 20 s).
+        """
+
     def __enter__(self) -> Reporter:
         return self
 
@@ -177,8 +186,6 @@ class PlainProgress(Reporter):
         super().__init__(stream, clock)
         self.heartbeat = heartbeat
         self._out = threading.Lock()  # whole lines: the lanes' threads and the heartbeat print at once
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def _line(self, lane: str, message: str, state: LaneState | None, final: bool = False) -> None:
         line = terminal_lines(f"[{self.clock() - self.start:6.1f}s] {lane:<22} {terminal(message)}")
@@ -186,8 +193,11 @@ class PlainProgress(Reporter):
             self.stream.write(line + "\n")
             self.stream.flush()
 
+    def tick(self) -> None:
+        self.beat()
+
     def beat(self) -> None:
-        """A heartbeat line for each lane silent for the heartbeat period (called by the thread)."""
+        """A heartbeat line for each lane silent for the heartbeat period."""
         beats = []
         with self.lock:
             now = self.clock()
@@ -201,23 +211,6 @@ class PlainProgress(Reporter):
         for state, message in beats:
             self._line(state.lane, message, state)
 
-    def _beat_loop(self) -> None:
-        while not self._stop.wait(_TICK_S):
-            self.beat()
-
-    def __enter__(self) -> Reporter:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._beat_loop, name="progress-heartbeat", daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
 
 _PHASE_STYLE = {WAITING: "dim", STARTING: "cyan", STAGING: "cyan", BASE_IMAGE: "magenta",
                 IMAGE: "magenta", RUNNING: "bold blue"}
@@ -227,13 +220,12 @@ class LiveProgress(Reporter):
     """rich's live display: one line per lane redrawn in place; run-wide and final lines above it."""
 
     def __init__(self, stream: TextIO | None = None, clock: Callable[[], float] = time.monotonic,
-                 *, no_color: bool = False, refresh_per_second: float = 4) -> None:
+                 *, no_color: bool = False) -> None:
         from rich.console import Console
 
         super().__init__(stream, clock)
         self.console = Console(file=self.stream, force_terminal=True, no_color=no_color, highlight=False,
                                emoji=False, markup=False)
-        self.refresh_per_second = refresh_per_second
         self._live: Any = None
 
     def _line(self, lane: str, message: str, state: LaneState | None, final: bool = False) -> None:
@@ -277,13 +269,17 @@ class LiveProgress(Reporter):
                 )
         return grid
 
+    def tick(self) -> None:
+        if self._live is not None:
+            self._live.refresh()
+
     def __enter__(self) -> Reporter:
         from rich.live import Live
 
+        # redrawn by tick() from the main thread (see Reporter.tick), not by rich's refresh thread
         self._live = Live(get_renderable=self.render, console=self.console, transient=True,
-                          refresh_per_second=self.refresh_per_second, redirect_stdout=False,
-                          redirect_stderr=False)
-        self._live.start()
+                          auto_refresh=False, redirect_stdout=False, redirect_stderr=False)
+        self._live.start(refresh=True)
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
