@@ -323,7 +323,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     diff = compare(matrix, baseline) if baseline is not None else None
     paths = write_all(matrix, args.results, diff=diff)
     print(terminal.render(matrix, diff=diff, all_rows=getattr(args, "all_rows", False)))
-    for line in github.publish(matrix, annotate=not args.no_annotations, diff=diff):
+    for line in github.publish(matrix, annotate=not args.no_annotations, diff=diff, config=cfg):
         print(line)
     print(terminal_lines("reports: " + ", ".join(str(p) for p in paths.values())), file=sys.stderr)
     if outcome.interrupted:
@@ -443,7 +443,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     diff = compare(matrix, baseline) if baseline is not None else None
     write_all(matrix, args.out or args.directory, diff=diff)
     print(terminal.render(matrix, diff=diff, all_rows=args.all_rows))
-    for line in github.publish(matrix, diff=diff):
+    for line in github.publish(matrix, diff=diff, config=cfg):
         print(line)
     for problem in problems:
         print(terminal_lines(f"archmatrix: skipped unreadable result file: {problem}"), file=sys.stderr)

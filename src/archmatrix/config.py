@@ -437,6 +437,7 @@ def _lanes(
             required=_expect(doc, (*p, "required"), data.get("required", True), bool),
             options=options,
             cpu_profile=_profile(doc, (*p, "options", "cpu_profile"), options.get("cpu_profile"), profiles),
+            line=where_id[0] if (where_id := doc.positions.get((*p, "id"))) else None,
         )
         try:
             lanes.append(replace(lane, target=runner.resolve(lane)))

@@ -135,6 +135,9 @@ class LaneConfig:
     cpu_profile: CpuProfile | None = None
     # set by config.parse through the lane's runner; None for a lane built by hand
     target: LaneTarget | None = None
+    # the line of the lane's ``id`` in the config file (GitHub annotations point at it); not part
+    # of what the lane is, so two equal lanes written at different places still compare equal
+    line: int | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

@@ -9,43 +9,28 @@ merges and prints whatever finished.
 from __future__ import annotations
 
 import logging
-import sys
-import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
 
 from . import matrix as matrix_mod
 from .command import CancelScope, Interrupted, cancel_scope
 from .hostfacts import HostFacts
 from .model import MatrixConfig
 from .plan import PlannedLane, machines, plan
+from .progress import LaneProgress, PlainProgress, Reporter, for_terminal
 from .runners import RUNNERS, LaneInfraError, LaneJob, Runner
 from .runners.common import run_prepared
 from .suite.result import LaneResult, LaneStatus, ResultFileError, load, save
 
 log = logging.getLogger("archmatrix")
 
-
-@dataclass
-class Progress:
-    """One line per event, prefixed with the elapsed time and the lane (safe across threads)."""
-
-    stream: TextIO = field(default_factory=lambda: sys.stderr)
-    start: float = field(default_factory=time.monotonic)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def say(self, lane: str, message: str) -> None:
-        elapsed = time.monotonic() - self.start
-        with self.lock:
-            print(f"[{elapsed:6.1f}s] {lane:<22} {message}", file=self.stream, flush=True)
-
-    def for_lane(self, lane: str) -> Callable[[str], None]:
-        return lambda message: self.say(lane, message)
+# The plain line log (CI, pipes), by the name callers know; archmatrix.progress.for_terminal
+# picks the live display on a terminal.
+Progress = PlainProgress
 
 
 @dataclass
@@ -109,16 +94,28 @@ def run_matrix(
     results_dir: Path,
     workdir: Path,
     only: Sequence[str] | None = None,
-    progress: Progress | None = None,
+    progress: Reporter | None = None,
     runners: Mapping[str, Runner] | None = None,
 ) -> RunOutcome:
-    """Plan, run every runnable lane (``runners``: the registry, default RUNNERS), merge."""
+    """Plan, run every runnable lane (``runners``: the registry, default RUNNERS), merge.
+
+    ``progress``: where the lanes report (default: the live display on a
+    terminal, the plain line log elsewhere); it runs for the whole call.
+    """
     from .config import check_selection
 
     # here, not in config.parse: --checks-module adds check modules after parsing
     check_selection(config)
-    progress = progress or Progress()
+    progress = progress or for_terminal()
     planned = plan(config, host, only, runners=runners)
+    with progress:
+        return _run_planned(config, host, planned, results_dir, workdir, progress, runners)
+
+
+def _run_planned(
+    config: MatrixConfig, host: HostFacts, planned: list[PlannedLane], results_dir: Path, workdir: Path,
+    progress: Reporter, runners: Mapping[str, Runner] | None,
+) -> RunOutcome:
     # absolute: paths end up in container bind mounts and .pth files
     results_dir, workdir = results_dir.resolve(), workdir.resolve()
     results_dir.mkdir(parents=True, exist_ok=True)
@@ -142,16 +139,19 @@ def run_matrix(
                  for name, (w, _lanes) in groups.items()}
         futures: dict[Future[LaneResult], PlannedLane] = {}
         jobs: dict[Future[LaneResult], LaneJob] = {}
+        trackers = {p.lane.id: progress.lane(p.lane.id) for p in runnable}  # every lane shown, waiting
         for name, (_w, lanes) in groups.items():
             for p in lanes:
+                tracker = trackers[p.lane.id]
                 job = LaneJob(config=config, lane=p.lane, host=host, workdir=workdir,
-                              out=results_dir / f"{p.lane.id}.json", progress=progress.for_lane(p.lane.id))
-                fut = pools[name].submit(_announced, job, runners)
+                              out=results_dir / f"{p.lane.id}.json", progress=tracker, phase=tracker.phase)
+                fut = pools[name].submit(_announced, job, tracker, runners)
                 futures[fut], jobs[fut] = p, job
         try:
             pending = set(futures)
             while pending:
                 done, pending = wait(pending, timeout=0.5)
+                progress.tick()  # heartbeats and the live redraw, from this (the main) thread
                 for fut in done:
                     lane_result = fut.result()
                     results[lane_result.lane] = lane_result
@@ -185,16 +185,19 @@ def run_matrix(
     return RunOutcome(built, planned, interrupted)
 
 
-def _announced(job: LaneJob, runners: Mapping[str, Runner] | None) -> LaneResult:
+def _announced(job: LaneJob, tracker: LaneProgress, runners: Mapping[str, Runner] | None) -> LaneResult:
     # The lane's interrupt (job.abort() from the main thread) stops whatever
     # command this thread runs, in any phase: staging, pip, debootstrap, a build.
     scope = CancelScope()
     job.aborts.append(scope.cancel)
+    tracker.phase("starting")
     job.progress("starting")
     with cancel_scope(scope):
         result = run_lane(job, runners)
-    summary = f"{sum(1 for c in result.checks if not c.outcome.failed)}/{len(result.checks)} checks ok"
-    job.progress(f"done: {result.status}, {summary}, {result.duration_s:.0f}s")
+    ok = sum(1 for c in result.checks if not c.outcome.failed)
+    summary = f"{ok}/{len(result.checks)} checks ok"
+    tracker.finish(f"done: {result.status}, {summary}, {result.duration_s:.0f}s",
+                   failed=result.status != LaneStatus.RAN or ok < len(result.checks))
     return result
 
 

@@ -2,7 +2,9 @@
 
 The page must run without script errors, show the failing cells in the first
 screen even when they are the last of 40 checks (failing rows come first),
-and its CSS-only filter must hide the rows where every lane passed.
+and its CSS-only filter must hide the rows where every lane passed. The
+heatmap of checks × lanes is in the first screen, its predicted cells
+hatched as the browser computes their style.
 Chromium comes from the distribution (``ci/setup-linux-host.sh`` installs it
 when no Chromium or Chrome is there); without one the test is skipped
 locally and fails under ``CI=true``.
@@ -10,6 +12,8 @@ locally and fails under ``CI=true``.
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -26,6 +30,7 @@ BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stab
 WIDTH, HEIGHT = 1400, 1000
 FAIL_BG = (0xFC, 0xE8, 0xE6)  # td.fail in render/html.py
 PASS_BG = (0xE6, 0xF4, 0xEA)  # td.pass
+HEAT_FAIL = (0xD3, 0x2F, 0x2F)  # .hm.fail: a failing heatmap cell
 
 
 def browser() -> str | None:
@@ -105,3 +110,64 @@ def test_the_filter_hides_rows_every_lane_passed(chromium: str, tmp_path: Path) 
     # left: only the host's two passing cells of the failing rows
     assert green_failing < green_every / 5, (green_failing, green_every)
     assert count(tmp_path / "failing.png", FAIL_BG) == count(tmp_path / "every.png", FAIL_BG)
+
+
+def with_a_predicted_lane() -> Matrix:
+    """many_checks() and a macOS Rosetta lane whose cells were predicted from the wheels, one failing."""
+    lanes = list(many_checks().lanes)
+    checks = [CheckResult(c.id, Outcome.PASS, predicted=True) for c in lanes[0].checks]
+    checks[-2] = CheckResult("avx2.add", Outcome.ILLEGAL_INSTRUCTION, predicted=True,
+                             message="AVX2 instructions in the wheel; Rosetta 2 has no AVX2")
+    lanes.append(LaneResult("macos-x86_64-rosetta", "macos", started="2026-01-02T03:00:00+00:00",
+                            facts={"os": "Darwin", "machine": "x86_64"}, checks=checks))
+    return build(lanes)
+
+
+# Measured in the page by the browser itself (the report has no script; the test adds this one).
+PROBE = """<script>
+const cell = (sel) => document.querySelector(sel);
+const box = (el) => { const r = el.getBoundingClientRect(); return [r.top, r.bottom, r.width, r.height]; };
+const out = {
+  heatmap: box(cell('section.heatmap')),
+  predicted: getComputedStyle(cell('.hmgrid .hm.fail.predicted')).backgroundImage,
+  measured: getComputedStyle(cell('.hmgrid .hm.fail:not(.predicted)')).backgroundImage,
+  predictedColour: getComputedStyle(cell('.hmgrid .hm.fail.predicted')).backgroundColor,
+  cells: document.querySelectorAll('.hmgrid .hm').length,
+};
+document.body.insertAdjacentHTML('beforeend', '<pre id=probe>' + JSON.stringify(out) + '</pre>');
+</script>"""
+
+
+def dom(page: Path) -> str:
+    exe = browser()
+    assert exe is not None
+    proc = subprocess.run(
+        [exe, "--headless", "--no-sandbox", "--disable-gpu", f"--window-size={WIDTH},{HEIGHT}",
+         "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120, check=False, cwd=page.parent)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_the_heatmap_is_in_the_first_screen_with_predicted_cells_hatched(
+    chromium: str, tmp_path: Path
+) -> None:
+    text = html.render(with_a_predicted_lane(), plots=False)
+    probed = tmp_path / "probed.html"
+    probed.write_text(text.replace("</body>", PROBE + "</body>"), encoding="utf-8")
+    found = re.search(r"<pre id=\"probe\">(.*?)</pre>", dom(probed))
+    assert found is not None
+    measured = json.loads(found.group(1).replace("&quot;", '"'))
+    top, bottom, width, height = measured["heatmap"]
+    assert top > 0 and bottom < HEIGHT and width > 0 and height > 0, measured  # whole, in the first screen
+    assert measured["cells"] == 3 * 42
+    assert "repeating-linear-gradient" in measured["predicted"], measured  # hatched …
+    assert measured["predictedColour"] == "rgb(211, 47, 47)"  # … over the outcome's colour
+    assert measured["measured"] == "none", measured
+    # and painted: the report as it is (no probe) shows failing heatmap cells in the first screen
+    page = tmp_path / "matrix.html"
+    page.write_text(text, encoding="utf-8")
+    png = tmp_path / "matrix.png"
+    log = screenshot(page, png)
+    assert "Uncaught" not in log and "CONSOLE" not in log, log[-3000:]
+    assert count(png, HEAT_FAIL) > 10 * 10  # the unhatched failing cells (14 px squares)

@@ -1,7 +1,9 @@
 """A standalone HTML dashboard (no external assets, no script): read at a glance, then dig.
 
 On top the overall status (the overall badge's message and colour) and one
-tile per lane (platform, how it runs, status, counts); what changed since a
+tile per lane (platform, how it runs, status, counts); a heatmap of checks ×
+lanes (one small cell each, coloured by outcome, predicted cells hatched, the
+message on hover, a click to the cell's evidence); what changed since a
 baseline when there is one; then the checks × lanes table, rows where some
 lane failed first, with a filter to show only the failing (or changed) rows;
 the lanes' facts (versions, BLAS, CPU, lock, speed) in a collapsible panel;
@@ -67,6 +69,20 @@ td.predicted{font-style:italic;
 figure.plot{margin:1em 0}figure.plot svg{max-width:100%;height:auto}p.hint{color:#555;font-size:12px}
 """
 
+# The heatmap: saturated colours (the table's are pale), a predicted cell hatched over its outcome's colour.
+HEATMAP_STYLE = """
+section.heatmap{margin:1em 0;overflow-x:auto}
+div.hmgrid{display:grid;gap:2px;width:max-content;align-items:center}
+div.hmgrid b{font-weight:400;font-size:12px;white-space:nowrap;padding-right:.6em}
+div.hmgrid .hm{display:block;width:14px;height:14px}
+.hm.pass{background-color:#43a047}.hm.fail{background-color:#d32f2f}
+.hm.skipped{background-color:#b0b0b0}.hm.notrun{background-color:#e8e8e8}
+.hm.predicted{background-image:repeating-linear-gradient(45deg,#ffffffb0 0 2px,#0000 2px 5px)}
+summary:has(:target){outline:3px solid #1565c0}
+p.key{font-size:12px;color:#555;margin:.2em 0}
+p.key i{display:inline-block;width:12px;height:12px;margin:0 .3em 0 .9em;vertical-align:-1px}
+"""
+
 
 def _tile(lane: LaneResult, matrix: Matrix) -> str:
     message, color = lane_message(lane)
@@ -83,11 +99,22 @@ def _tile(lane: LaneResult, matrix: Matrix) -> str:
     return "".join(parts)
 
 
-def _cell(result: CheckResult | None, changed: bool, text: str, counts: bool = False) -> str:
+def _has_evidence(result: CheckResult | None, counts: bool = False) -> bool:
+    """A cell with something to read: not a pass (a predicted pass has its evidence: the wheel, the
+    binary, why), with a message or evidence (its link, its panel); never the pytest row's counts."""
+    return (result is not None and not counts and (result.outcome is not Outcome.PASS or result.predicted)
+            and bool(result.message or result.evidence))
+
+
+def _evidence_id(row: int, column: int) -> str:
+    """The id of a cell's evidence: by position, never from the check id (data)."""
+    return f"ev-{row}-{column}"
+
+
+def _cell(result: CheckResult | None, changed: bool, text: str, counts: bool = False,
+          evidence_id: str = "") -> str:
     classes = outcome_class(result) + (" changed" if changed else "")
-    # a predicted cell always links its evidence (the wheel, the binary, why)
-    if result is None or (result.outcome is Outcome.PASS and not result.predicted) or counts \
-            or not (result.message or result.evidence):
+    if result is None or not _has_evidence(result, counts):
         # a passing cell has nothing to read (the pytest row's counts are its text): no evidence link
         return f"<td class='{classes}'>{escape(text)}</td>"
     detail = result.message
@@ -97,7 +124,9 @@ def _cell(result: CheckResult | None, changed: bool, text: str, counts: bool = F
         keys = ("wheel", "binary", "slice", "instruction", "reason")
         tail = "\n".join(f"{k}: {ev[k]}" for k in keys if ev.get(k))
     return (f"<td class='{classes}' title='{escape(detail[:300])}'>{escape(cell_text(result))}"
-            f"<details><summary>{escape(detail[:80] or 'evidence')}</summary>"
+            # the heatmap's link lands on the summary (visible while the evidence is folded)
+            f"<details><summary>{f'<span id={evidence_id}></span>' if evidence_id else ''}"
+            f"{escape(detail[:80] or 'evidence')}</summary>"
             f"<pre>{html_block(detail)}\n{html_block(tail or '')}</pre></details></td>")
 
 
@@ -117,12 +146,44 @@ def _checks_table(table: Table, diff: MatrixDiff | None) -> list[str]:
         row_changed = [(ln.lane, row[0]) in changed for ln in table.lanes]
         classes = "check" + (" fails" if row_failed(cells) else "") + (" changed" if any(row_changed) else "")
         h.append(f"<tr class='{classes}'><th>{escape(row[0])}</th>")
-        h.extend(_cell(result, was, text, i in table.always_shown)
-                 for result, was, text in zip(cells, row_changed, row[1:], strict=True))
+        h.extend(_cell(result, was, text, i in table.always_shown, _evidence_id(i, j))
+                 for j, (result, was, text) in enumerate(zip(cells, row_changed, row[1:], strict=True)))
         h.append("</tr>")
     h.append(f"<tr><th>{escape(table.summary_row[0])}</th>")
     h.extend(f"<th>{escape(c)}</th>" for c in table.summary_row[1:])
     h.append("</tr></tbody></table></div>")
+    return h
+
+
+def _heat_cell(table: Table, row: int, column: int) -> str:
+    """One heatmap cell: its outcome's colour, hatched when predicted; the message as its title; a link to
+    its evidence in the table when it has any."""
+    lane, result = table.lanes[column], table.check_cells[row][column]
+    predicted = result is not None and (result.predicted or lane.predicted)  # a cell not run predicts nothing
+    classes = f"hm {outcome_class(result)}" + (" predicted" if predicted else "")
+    title = f"{table.check_rows[row][0]} · {lane.lane}: {cell_text(result)}"
+    title += " (predicted)" if predicted else ""
+    if result is not None and result.message:
+        title += f" — {result.message[:300]}"
+    if _has_evidence(result, row in table.always_shown):
+        return f"<a class='{classes}' href='#{_evidence_id(row, column)}' title='{escape(title)}'></a>"
+    return f"<span class='{classes}' title='{escape(title)}'></span>"
+
+
+def _heatmap(table: Table) -> list[str]:
+    """Checks × lanes at a glance: a row per lane, a small cell per check (in check order).
+
+    A CSS grid, not a table: the page's one table is the checks table."""
+    checks = len(table.check_rows)
+    columns = f"grid-template-columns:auto repeat({checks},14px)"
+    h = [f"<section class=heatmap><div class=hmgrid style='{columns}'>"]
+    for column, lane in enumerate(table.lanes):
+        h.append(f"<b>{escape(lane.lane)}</b>")
+        h.extend(_heat_cell(table, row, column) for row in range(checks))
+    h.append("</div><p class=key>"
+             "<i class='hm pass'></i>pass<i class='hm fail'></i>fails<i class='hm skipped'></i>skipped"
+             "<i class='hm notrun'></i>not run<i class='hm pass predicted'></i>predicted, not run"
+             " — hover a cell for its message, click it for its evidence</p></section>")
     return h
 
 
@@ -159,11 +220,13 @@ def render(
     status = overall.message + (" pass" if table.lanes else "")
     h = [f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>{escape(title)}</title>",
          "<meta name=viewport content='width=device-width,initial-scale=1'>",
-         f"<style>{STYLE}</style></head><body><header class=top><h1>{escape(title)}</h1>",
+         f"<style>{STYLE}{HEATMAP_STYLE}</style></head><body><header class=top><h1>{escape(title)}</h1>",
          f"<span class='status s-{overall.color}'>{escape(status)}</span></header>",
          f"<p class=meta>generated {escape(matrix.generated)}</p>"]
     if matrix.lanes:
         h.append("<section class=tiles>" + "".join(_tile(ln, matrix) for ln in matrix.lanes) + "</section>")
+    if table.lanes and table.check_rows:
+        h.extend(_heatmap(table))
     if diff is not None:
         h.extend(_diff(diff))
     if table.lanes:

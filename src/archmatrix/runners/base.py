@@ -123,6 +123,9 @@ class LaneJob:
     # Called when the run is interrupted (Ctrl-C): for work that does not
     # receive the terminal's SIGINT, such as a container.
     aborts: list[Callable[[], None]] = field(default_factory=list)
+    # The phase the lane enters, for the live display (archmatrix.progress: "staging",
+    # "base image", "image", "running"); a job built by hand drops them.
+    phase: Callable[[str], None] = field(default=lambda _phase: None)
 
     def abort(self) -> None:
         for hook in list(self.aborts):

@@ -76,6 +76,7 @@ def stage_job_lock(job: LaneJob, arch: str, glibc: tuple[int, int], spec: Prefix
     venv-shaped prefix ``spec`` describes."""
     from .base import LaneInfraError
 
+    job.phase("staging")
     pins = job_lock(job)
     try:
         return stage_lock(pins, job.config.path.parent, arch, glibc, job.workdir, job.progress,
@@ -92,6 +93,7 @@ def stage_job_suite(job: LaneJob) -> tuple[Path, tuple[str, ...]]:
     """The suite staged with this job's user check modules: (directory for sys.path, modules to load)."""
     from .base import LaneInfraError
 
+    job.phase("staging")
     try:
         modules = user_modules(job.config.checks.user_modules, job.config.path.parent)
     except UserModuleError as exc:
@@ -166,6 +168,7 @@ def run_prepared(job: LaneJob, launch: Launch) -> LaneResult:
     argv = [*launch.prefix, *suite_args(job, launch.out or str(job.out), emulator=launch.emulator,
                                         cpu_model=launch.cpu_model, user_checks=launch.user_checks,
                                         self_check=claim)]
+    job.phase("running")
     job.progress("running the suite" + (f" {launch.how}" if launch.how else ""))
     if launch.execute is not None:
         result = launch.execute(job, argv)

@@ -202,6 +202,7 @@ class DockerRunner:
 
         base = job.lane.options.get("base_image")
         if not base:
+            job.phase("base image")
             try:
                 if not engine.is_default:
                     self._move_base_image(client, engine, platform, job)
@@ -211,6 +212,7 @@ class DockerRunner:
         dockerfile = lane_dockerfile()
         # the staged prefix and the suite are named by their contents
         tag = lane_image_tag(job.lane.id, str(base), staged.prefix.name, suite_root.name, dockerfile)
+        job.phase("image")
         self._ensure_lane_image(client, job, tag, str(base), platform, staged.prefix, suite_root, dockerfile)
 
         facts_out: dict[str, object] = {"platform": platform, "image": tag, "base_image": base,
