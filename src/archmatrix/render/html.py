@@ -160,9 +160,11 @@ def _heat_cell(table: Table, row: int, column: int) -> str:
     its evidence in the table when it has any."""
     lane, result = table.lanes[column], table.check_cells[row][column]
     predicted = result is not None and (result.predicted or lane.predicted)  # a cell not run predicts nothing
-    classes = f"hm {outcome_class(result)}" + (" predicted" if predicted else "")
+    # a predicted cell's class and text say so already; a cell of a predicted lane may not
+    marked = predicted and not (result is not None and result.predicted)
+    classes = f"hm {outcome_class(result)}" + (" predicted" if marked else "")
     title = f"{table.check_rows[row][0]} · {lane.lane}: {cell_text(result)}"
-    title += " (predicted)" if predicted else ""
+    title += " (predicted)" if marked else ""
     if result is not None and result.message:
         title += f" — {result.message[:300]}"
     if _has_evidence(result, row in table.always_shown):
