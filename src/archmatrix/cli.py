@@ -291,8 +291,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         cfg = config_mod.without_probes(cfg)
     only = [args.lane_id] if args.command == "lane" else args.lanes
     if only:
-        for lane_id in only:
-            cfg.lane(lane_id)  # unknown lane → ConfigError with a suggestion
+        cfg.select(only)  # unknown lane → ConfigError with a suggestion
     if args.results.exists() and not args.results.is_dir():
         raise UsageError(f"{args.results}: not a directory (--results is where lane results go)")
     baseline = load_baseline(args)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +39,21 @@ QEMU_USER = "qemu-user"
 
 @dataclass(frozen=True)
 class Lock:
-    python: str
+    python: str  # the first (or only) of ``pythons``
     packages: Mapping[str, str]
     wheels: tuple[str, ...] = ()  # local wheel files or directories (bring your own package)
+    # every Python the lanes run on (lock.python as a list); () means just ``python``
+    pythons: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.pythons:
+            object.__setattr__(self, "pythons", (self.python,))
+
+    def for_python(self, version: str) -> Lock:
+        """The lock one lane × version stages: this lock on Python ``version`` alone."""
+        if self.pythons == (version,) and self.python == version:
+            return self
+        return replace(self, python=version, pythons=(version,))
 
 
 @dataclass(frozen=True)
@@ -122,6 +134,17 @@ class MatrixConfig:
         raise ConfigError(
             f"{self.path}: no lane {lane_id!r}{suggest(lane_id, [ln.id for ln in self.lanes])}"
         )
+
+    def select(self, lane_ids: Sequence[str]) -> list[LaneConfig]:
+        """The lanes ``lane_ids`` name, in config order: a lane id, or a configured lane's name for every
+        Python version of it (``host`` → ``host@3.11``, ``host@3.12``); an unknown id is a ConfigError."""
+        wanted: list[LaneConfig] = []
+        for lane_id in lane_ids:
+            # "<lane>@<version>" ids (pyversions.versioned_id); configured ids cannot contain "@"
+            versions = [ln for ln in self.lanes if ln.id.rpartition("@")[0] == lane_id]
+            exact = any(ln.id == lane_id for ln in self.lanes)
+            wanted += versions if versions and not exact else [self.lane(lane_id)]
+        return [lane for lane in self.lanes if lane in wanted]
 
 
 def suggest(word: str, options: Sequence[str]) -> str:

@@ -24,6 +24,7 @@ from .command import CancelScope, Interrupted, cancel_scope
 from .hostfacts import HostFacts
 from .model import MatrixConfig
 from .plan import PlannedLane, parallelism, plan
+from .pyversions import result_file
 from .runners import RUNNERS, LaneInfraError, LaneJob, Runner
 from .runners.common import run_prepared
 from .suite.result import LaneResult, LaneStatus, ResultFileError, load, save
@@ -128,7 +129,7 @@ def run_matrix(
         if not p.runs:
             progress.say(p.lane.id, f"skipped: {p.availability.reason}")
             results[p.lane.id] = skipped_result(p)
-            save(results[p.lane.id], results_dir / f"{p.lane.id}.json")
+            save(results[p.lane.id], result_file(results_dir, p.lane.id))
     runnable = [p for p in planned if p.runs]
     interrupted = False
     if runnable:
@@ -139,7 +140,7 @@ def run_matrix(
         jobs: dict[Future[LaneResult], LaneJob] = {}
         for p in runnable:
             job = LaneJob(config=config, lane=p.lane, host=host, workdir=workdir,
-                          out=results_dir / f"{p.lane.id}.json", progress=progress.for_lane(p.lane.id))
+                          out=result_file(results_dir, p.lane.id), progress=progress.for_lane(p.lane.id))
             fut = pool.submit(_announced, job, runners)
             futures[fut], jobs[fut] = p, job
         try:
@@ -197,6 +198,6 @@ def _interrupted(p: PlannedLane) -> LaneResult:
 
 def _salvage_or_interrupted(p: PlannedLane, results_dir: Path) -> LaneResult:
     try:
-        return load(results_dir / f"{p.lane.id}.json")
+        return load(result_file(results_dir, p.lane.id))
     except ResultFileError:
         return _interrupted(p)

@@ -22,7 +22,7 @@ from ..profiles import DEFAULT_PROFILES, CpuProfile
 
 if TYPE_CHECKING:
     from ..hostfacts import HostFacts
-    from ..model import LaneConfig, LaneTarget, MatrixConfig
+    from ..model import LaneConfig, LaneTarget, Lock, MatrixConfig
     from ..staging.result import StagingResult
     from ..suite.result import CheckResult, LaneResult
 
@@ -123,6 +123,14 @@ class LaneJob:
     # Called when the run is interrupted (Ctrl-C): for work that does not
     # receive the terminal's SIGINT, such as a container.
     aborts: list[Callable[[], None]] = field(default_factory=list)
+
+    @property
+    def lock(self) -> Lock:
+        """The lock this lane stages: the config's on the lane's own Python (``lock.python`` may list
+        several)."""
+        python = self.lane.target.python if self.lane.target else ""
+        lock = self.config.lock
+        return lock.for_python(python) if python and python in lock.pythons else lock
 
     def abort(self) -> None:
         for hook in list(self.aborts):

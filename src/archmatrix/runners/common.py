@@ -64,7 +64,7 @@ def stage_job_lock(job: LaneJob, arch: str, glibc: tuple[int, int], spec: Prefix
     from .base import LaneInfraError
 
     try:
-        return stage_lock(job.config.lock, job.config.path.parent, arch, glibc, job.workdir, job.progress,
+        return stage_lock(job.lock, job.config.path.parent, arch, glibc, job.workdir, job.progress,
                           spec=spec)
     except StagingError as exc:
         raise LaneInfraError(f"could not stage the lock: {exc}") from exc
@@ -143,7 +143,7 @@ def run_prepared(job: LaneJob, launch: Launch) -> LaneResult:
         job = dataclasses.replace(job, progress=lambda line: say(line) if keep(line) else None)
     if launch.env_removed:
         job.progress(f"not passing {', '.join(launch.env_removed)} to the lane (they pin the CPU dispatch)")
-    claim = {"python": job.config.lock.python, "profile": launch.cpu.name if launch.cpu else "",
+    claim = {"python": job.lock.python, "profile": launch.cpu.name if launch.cpu else "",
              "absent": list(launch.cpu.absent) if launch.cpu else []}
     argv = [*launch.prefix, *suite_args(job, launch.out or str(job.out), emulator=launch.emulator,
                                         cpu_model=launch.cpu_model, user_checks=launch.user_checks,
@@ -271,7 +271,7 @@ def finish(job: LaneJob, result: LaneResult, *, staging: StagingResult | None = 
     # root causes across cells: no-wheel via a dependency, SIGILL's library, a CPU below a baseline
     result = rootcause.apply(result, sites=staged_sites(staging))
     if result.status == LaneStatus.RAN or result.checks:
-        result.warnings = lane_warnings(result.facts, job.config.lock.packages)
+        result.warnings = lane_warnings(result.facts, job.lock.packages)
     not_as_claimed(result)
     from ..suite.result import save
 

@@ -25,11 +25,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .. import resources
+from ..baseimage import DEFAULT_SUITE, BaseImageError, ensure_base_image
 from ..baseimage import PLATFORMS as BASE_PLATFORMS
-from ..baseimage import BaseImageError, ensure_base_image
 from ..command import Interrupted, call_interruptible, check_interrupted
 from ..hostfacts import SETUP_SCRIPT, HostFacts
 from ..model import LaneConfig, LaneTarget, github_linux_runner
+from ..pyversions import docker_base, no_debian_python, result_stem
 from ..staging.lock import container_prefix
 from ..staging.prefix import CONTAINER_PREFIX
 from ..staging.result import StagingResult
@@ -120,6 +121,9 @@ class DockerRunner:
         if profile is not None and profile.arch != arch:
             return Availability.no(f"CPU profile {profile.name} is for {profile.arch}, not {platform}",
                                    "pick a profile of the lane's architecture")
+        if docker_base(lane) is None:  # a Python no Debian release ships, and no base_image for it
+            python = lane.target.python if lane.target else ""
+            return Availability.no(*no_debian_python(python))
         if arch == server:
             return Availability.yes("native")
         if host.docker.desktop:
@@ -142,19 +146,25 @@ class DockerRunner:
         except DockerException as exc:
             raise LaneInfraError(f"docker daemon not reachable: {exc}", SETUP_HINT) from exc
 
-        # the lock and lock.wheels for the container's platform (Debian bookworm's glibc)
-        staged = stage_job_lock(job, arch, BOOKWORM_GLIBC, container_prefix(job.config.lock.python))
+        # the base that ships the lane's Python: a configured image, or the Debian release of it
+        chosen = docker_base(job.lane)
+        if chosen is None:  # the planner only runs available lanes
+            raise LaneInfraError(*no_debian_python(job.lock.python))
+        # the lock and lock.wheels for the container's platform (the base's glibc)
+        staged = stage_job_lock(job, arch, chosen.glibc, container_prefix(job.lock.python))
         suite_root, user_checks = stage_job_suite(job)
 
-        base = job.lane.options.get("base_image")
+        base = chosen.image
         if not base:
             try:
-                base = ensure_base_image(client, platform, workdir=job.workdir, progress=job.progress)
+                base = ensure_base_image(client, platform, suite=chosen.suite or DEFAULT_SUITE,
+                                         workdir=job.workdir, progress=job.progress)
             except BaseImageError as exc:
                 raise LaneInfraError(f"no base image for {platform}: {exc}", SETUP_HINT) from exc
         dockerfile = lane_dockerfile()
         # the staged prefix and the suite are named by their contents
-        tag = lane_image_tag(job.lane.id, str(base), staged.prefix.name, suite_root.name, dockerfile)
+        tag = lane_image_tag(result_stem(job.lane.id), str(base), staged.prefix.name, suite_root.name,
+                             dockerfile)
         self._ensure_lane_image(client, job, tag, str(base), platform, staged.prefix, suite_root, dockerfile)
 
         facts = {"platform": platform, "image": tag, "base_image": base,
@@ -174,7 +184,7 @@ class DockerRunner:
         environment = dict(LANE_ENV, **({"QEMU_CPU": cpu_model} if emulator and cpu_model else {}))
 
         def execute(job: LaneJob, command: list[str]) -> LaneResult:
-            out_dir = job.workdir / "runs" / f"{job.lane.id}-{time.time_ns()}"
+            out_dir = job.workdir / "runs" / f"{result_stem(job.lane.id)}-{time.time_ns()}"
             out_dir.mkdir(parents=True)
             out_dir.chmod(0o777)  # the lane runs as nobody
             try:
@@ -184,7 +194,7 @@ class DockerRunner:
 
         # the image has no entrypoint: the command is the interpreter and the suite's whole argv
         return Launch(
-            prefix=[LANE_PYTHON], out=f"/out/{job.lane.id}.json", execute=execute,
+            prefix=[LANE_PYTHON], out=f"/out/{result_stem(job.lane.id)}.json", execute=execute,
             staging=staging, user_checks=user_checks, emulator=emulator, cpu_model=cpu_model,
             how=f"in {platform}" + (f" under {emulator}" if emulator else ""), facts=facts or {},
         )
@@ -249,7 +259,7 @@ class DockerRunner:
             if container is not None:
                 with contextlib.suppress(DockerException):
                     container.remove(force=True)
-        return result_or_crash(job, out_dir / f"{job.lane.id}.json", returncode, output,
+        return result_or_crash(job, out_dir / f"{result_stem(job.lane.id)}.json", returncode, output,
                                time.monotonic() - started)
 
     @staticmethod

@@ -196,7 +196,7 @@ class MacosRunner:
         if arch not in ARCHES or python is None:  # the planner only runs available lanes
             available = self.availability(job.lane, job.host)
             raise LaneInfraError(available.reason, available.hint)
-        lock = job.config.lock
+        lock = job.lock  # the lock on this lane's Python (lock.python may list several)
         venv_dir = job.workdir / "venvs" / f"{job.lane.id}-{arch}"
         wheel_dir = job.workdir / "wheels" / f"macos-{arch}"
         wheel_dir.mkdir(parents=True, exist_ok=True)
