@@ -10,7 +10,8 @@ often the wheels every version shares are fetched and installed (cold staging).
     alternately (best of ``--repeat``), the same workdir for both. The issue's
     target: two versions cost at most 2.1x one.
 (b) cold staging of the two-version lock, for every (architecture, Python,
-    glibc) target those lanes stage, two at a time as the matrix runs lanes on
+    glibc) target those lanes stage (``--unserialised``: without serialising
+    the fetches, to see what that saves), two at a time as the matrix runs lanes on
     two cores, into a fresh workdir with an empty wheel cache: every ``pip
     download`` is counted by the requirements it named. A wheel every version
     shares (``py3-none-any``, ``abi3``) should be fetched once in all, not once
@@ -24,6 +25,7 @@ has no 3.12 container (docs/config.md, "Several Pythons").
 from __future__ import annotations
 
 import argparse
+import contextlib
 import platform
 import sys
 import tempfile
@@ -46,6 +48,7 @@ from archmatrix.runners.venv import host_glibc, host_prefix
 from archmatrix.staging import lock as lock_mod
 from archmatrix.staging import pip as pip_mod
 from archmatrix.staging.lock import container_prefix, stage_lock
+from archmatrix.staging.result import read_marker
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = ROOT / "ci" / "matrix.yaml"
@@ -108,6 +111,9 @@ def cold_staging(args: argparse.Namespace, tmp: Path) -> list[list[object]]:
         return reason
 
     lock_mod.pip.download = counting  # type: ignore[attr-defined]
+    serialised = lock_mod._FETCHING
+    if args.unserialised:  # the ablation: fetches of concurrent targets may overlap
+        lock_mod._FETCHING = contextlib.nullcontext()  # type: ignore[assignment]
     targets: dict[tuple[str, str, tuple[int, int], str], object] = {}
     for lane in cfg.lanes:
         python = lane.target.python if lane.target else cfg.lock.python
@@ -133,13 +139,15 @@ def cold_staging(args: argparse.Namespace, tmp: Path) -> list[list[object]]:
         prefixes = list(pool.map(stage, targets))
     elapsed = time.monotonic() - started
     lock_mod.pip.download = real_download  # type: ignore[attr-defined]
+    lock_mod._FETCHING = serialised
     print(f"cold staging of {len(targets)} targets: {elapsed:.0f} s", file=sys.stderr)
     cache = sorted(p.name for p in (workdir / "wheels").glob("*.whl"))
     rows: list[list[object]] = []
+    # the wheels each staged environment was installed from (its marker records them)
+    markers = [read_marker(prefix) for prefix in prefixes]
+    installed_from = [set(m.wheels) for m in markers if m is not None]
     for name in cache:
-        project = str(parse_wheel_filename(name)[0])
-        dist_info = f"lib/python3.*/site-packages/{project.replace('-', '_')}-*.dist-info"
-        installs = sum(1 for prefix in prefixes if any(prefix.glob(dist_info)))
+        installs = sum(1 for wheels in installed_from if name in wheels)
         rows.append([name, "shared" if shared(name) else "per target", fetched[name], installs])
     described = [f"{arch} {py} glibc {glibc[0]}.{glibc[1]} ({kind})" for arch, py, glibc, kind in targets]
     print(f"targets: {'; '.join(described)}", file=sys.stderr)
@@ -154,6 +162,8 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path, default=ROOT / ".archmatrix")
     parser.add_argument("--no-cold", action="store_true")
     parser.add_argument("--no-warm", action="store_true")
+    parser.add_argument("--unserialised", action="store_true",
+                        help="cold staging without serialised fetches (to see what the serialisation saves)")
     args = parser.parse_args()
     args.lane = args.lane or list(DEFAULT_LANES)
     print(f"host: {platform.machine()}, lanes: {', '.join(args.lane)}, Pythons: {', '.join(args.pythons)}")
