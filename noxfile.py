@@ -40,7 +40,12 @@ def _lane_ids() -> list[str]:
     # when the session runs, not the noxfile's at import time.
     try:
         data = yaml.safe_load(DEFAULT_CONFIG.read_text())
-        return [str(lane["id"]) for lane in data["lanes"]]
+        ids = [str(lane["id"]) for lane in data["lanes"]]
+        # lock.python as a list: one lane per version, "<lane>@<version>" (archmatrix.pyversions)
+        pythons = data["lock"].get("python")
+        if isinstance(pythons, list) and len(pythons) > 1:
+            return [f"{lane_id}@{version}" for lane_id in ids for version in pythons]
+        return ids
     except (OSError, yaml.YAMLError, KeyError, TypeError):
         return ["host"]
 

@@ -22,6 +22,7 @@ from . import __version__
 from . import config as config_mod
 from .errors import ExitCode, ResultsError, UsageError, reporting_errors
 from .matrix import Matrix
+from .pyversions import result_file
 from .render.escape import terminal_lines
 from .suite.registry import is_module_path
 from .suite.result import LaneStatus
@@ -308,8 +309,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         cfg = config_mod.without_probes(cfg)
     only = [args.lane_id] if args.command == "lane" else args.lanes
     if only:
-        for lane_id in only:
-            cfg.lane(lane_id)  # unknown lane → ConfigError with a suggestion
+        cfg.select(only)  # unknown lane → ConfigError with a suggestion
     if args.results.exists() and not args.results.is_dir():
         raise UsageError(f"{args.results}: not a directory (--results is where lane results go)")
     baseline = load_baseline(args)
@@ -377,7 +377,7 @@ def _with_predictions(matrix: Matrix, cfg: config_mod.MatrixConfig, host: HostFa
         else:
             out.append(r)
             continue
-        save(r, results.resolve() / f"{r.lane}.json")
+        save(r, result_file(results.resolve(), r.lane))
         out.append(r)
     return build_matrix(out, cfg, matrix.problems)
 
@@ -402,7 +402,7 @@ def _predict_only(args: argparse.Namespace, cfg: config_mod.MatrixConfig, host: 
                             docker_arch=host.docker.server_arch or None, progress=progress.say)
     args.results.mkdir(parents=True, exist_ok=True)
     for r in results:
-        save(r, args.results / f"{r.lane}.json")
+        save(r, result_file(args.results, r.lane))
     matrix = build_matrix(results, cfg)
     diff = compare(matrix, baseline) if baseline is not None else None
     paths = write_all(matrix, args.results, diff=diff)

@@ -24,9 +24,10 @@ from packaging.version import InvalidVersion, Version
 from . import resources
 from .errors import ConfigError
 from .lockfile import LockFile, lock_file_kind, read_lock_file
-from .model import ChecksConfig, LaneConfig, Lock, MatrixConfig, Pin
+from .model import ChecksConfig, LaneConfig, Lock, MatrixConfig, Pin, every_lane
 from .model import suggest as _suggest
 from .profiles import DEFAULT_PROFILES, CpuProfile
+from .pyversions import expand_lanes
 from .runners import RUNNERS, OptionError, Runner
 from .staging.pytest_project import refused
 from .suite import arch as arch_mod
@@ -218,24 +219,20 @@ def _str_list(doc: _Doc, path: tuple[str | int, ...], value: Any) -> tuple[str, 
 
 def _lock(doc: _Doc, value: Any) -> Lock:
     data = _mapping(doc, ("lock",), value, ("python", "packages", "file", "wheels"), ("python",))
-    python = data["python"]
-    if isinstance(python, float):  # `python: 3.11` unquoted
-        written = doc.raw.get(("lock", "python"), str(python))
-        raise doc.error(("lock", "python"), f"quote the version (\"{written}\"): YAML reads it as a number")
-    python = _expect(doc, ("lock", "python"), python, str)
-    if not re.fullmatch(r"3\.\d+", python):
-        raise doc.error(("lock", "python"), f"expected a version like \"3.11\", found {python!r}")
+    pythons = _pythons(doc, data["python"])
+    python = pythons[0]
     if "packages" not in data and "file" not in data:
         raise doc.error(("lock",), "missing required key 'packages' (or 'file': a pylock.toml or "
                                    "requirements.txt)")
-    pins = _package_pins(doc, data.get("packages", {}), (python,))
+    pins = _package_pins(doc, data.get("packages", {}), pythons)
     file, lock_file = _lock_file(doc, data.get("file"))
     pins = _merged_pins(doc, pins, lock_file.pins)
     if not pins:
         raise doc.error(("lock", "packages"), "the lock needs at least one package")
     wheels = _str_list(doc, ("lock", "wheels"), data.get("wheels", []))
-    return Lock(python=python, packages=_every_lane(pins, python), wheels=wheels, pins=pins, file=file,
-                environments=lock_file.environments, requires_python=lock_file.requires_python)
+    return Lock(python=python, packages=every_lane(pins, python), wheels=wheels, pins=pins, file=file,
+                environments=lock_file.environments, requires_python=lock_file.requires_python,
+                pythons=pythons)
 
 
 def _package_pins(doc: _Doc, value: Any, pythons: Sequence[str]) -> tuple[Pin, ...]:
@@ -320,9 +317,32 @@ def _merged_pins(doc: _Doc, packages: tuple[Pin, ...], from_file: tuple[Pin, ...
     return (*packages, *from_file)
 
 
-def _every_lane(pins: Sequence[Pin], python: str) -> dict[str, str]:
-    """Lock.packages: the pins every lane of ``python`` installs (no marker; its Python's table entry)."""
-    return {pin.name: pin.version for pin in pins if pin.marker is None and pin.python in (None, python)}
+def _pythons(doc: _Doc, value: Any) -> tuple[str, ...]:
+    """``lock.python``: one version (\"3.11\") or a list of them (each lane then runs once per version)."""
+    base: tuple[str | int, ...] = ("lock", "python")
+    if isinstance(value, list):
+        if not value:
+            raise doc.error(base, "list at least one version (\"3.11\"), or write one as a string")
+        versions: list[str] = []
+        for i, item in enumerate(value):
+            version = _python_version(doc, (*base, i), item)
+            if version in versions:
+                raise doc.error((*base, i), f"\"{version}\" is listed twice")
+            versions.append(version)
+        return tuple(versions)
+    if not isinstance(value, str | float):
+        raise doc.error(base, f"expected a version like \"3.11\" or a list of them, found {_describe(value)}")
+    return (_python_version(doc, base, value),)
+
+
+def _python_version(doc: _Doc, path: tuple[str | int, ...], value: Any) -> str:
+    if isinstance(value, float):  # `python: 3.11` unquoted
+        written = doc.raw.get(path, str(value))
+        raise doc.error(path, f"quote the version (\"{written}\"): YAML reads it as a number")
+    version = _expect(doc, path, value, str)
+    if not re.fullmatch(r"3\.\d+", version):
+        raise doc.error(path, f"expected a version like \"3.11\", found {version!r}")
+    return str(version)
 
 
 def _pep440(version: str) -> bool:
@@ -536,10 +556,8 @@ def parse(text: str, path: Path, runners: Mapping[str, Runner] | None = None) ->
             raise doc.error(("parallel",), f"expected 1 or more, found {parallel}")
     profiles = _profiles(doc, data.get("cpu_profiles", {}))
     lock = _lock(doc, data["lock"])
-    lanes = tuple(
-        replace(lane, target=replace(lane.target, python=lock.python)) if lane.target else lane
-        for lane in _lanes(doc, data["lanes"], runners, profiles)
-    )
+    # each lane's target gets its Python; with several versions each lane becomes one per version
+    lanes = expand_lanes(_lanes(doc, data["lanes"], runners, profiles), lock.pythons)
     checks = _checks(doc, data.get("checks", {}))
     if checks.pytest and not _pytest_locked(lock):
         raise doc.error(("checks", "pytest"), PYTEST_NEEDS)

@@ -215,7 +215,7 @@ def find_interpreters(
     every candidate is resolved to its ELF/Mach-O binary.
     """
     found: dict[str, str] = {}
-    root = Path(pyenv_root or os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+    root = Path(pyenv_root or os.environ.get("PYENV_ROOT") or _pyenv_root(path) or Path.home() / ".pyenv")
     for version in versions:
         candidates: list[str | Path | None] = [shutil.which(f"python{version}", path=path)]
         candidates += sorted((root / "versions").glob(f"{version}.*/bin/python{version}"), reverse=True)
@@ -236,6 +236,18 @@ def find_interpreters(
             if real:
                 found[version] = real
     return found
+
+
+def _pyenv_root(path: str | None) -> str:
+    """``pyenv root`` when pyenv is on PATH (it may keep its versions anywhere); empty otherwise."""
+    pyenv = shutil.which("pyenv", path=path)
+    if not pyenv:
+        return ""
+    try:
+        out = run([pyenv, "root"], timeout=30, check=False)
+    except CommandError:
+        return ""
+    return out.stdout.strip() if out.returncode == 0 else ""
 
 
 def _real_binary(candidate: str | Path | None) -> str | None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ExitCode
+from .pyversions import lane_order_key
 from .suite.outcomes import Outcome
 from .suite.result import (
     CheckResult,
@@ -224,7 +225,8 @@ def _is_other_output(path: Path) -> bool:
 def order_lanes(lanes: Sequence[LaneResult], order: Sequence[str]) -> list[LaneResult]:
     """Config order first, then any other lanes alphabetically."""
     rank = {lane_id: i for i, lane_id in enumerate(order)}
-    return sorted(lanes, key=lambda ln: (rank.get(ln.lane, len(rank)), ln.lane))
+    # lanes of several Pythons: grouped by lane, versions in numeric order (3.9 before 3.10)
+    return sorted(lanes, key=lambda ln: (rank.get(ln.lane, len(rank)), lane_order_key(ln.lane), ln.lane))
 
 
 _MAX_MATRIX_LANES = 500

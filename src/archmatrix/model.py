@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +56,14 @@ class Pin:
     requires_python: str | None = None  # a pylock package's: a lane it applies to must have such a Python
 
 
+def every_lane(pins: Sequence[Pin], python: str) -> dict[str, str]:
+    """``Lock.packages``: the pins every lane of ``python`` installs (no marker; its Python's table entry)."""
+    return {pin.name: pin.version for pin in pins if pin.marker is None and pin.python in (None, python)}
+
+
 @dataclass(frozen=True)
 class Lock:
-    python: str
+    python: str  # the first (or only) of ``pythons``
     # What every lane of the lock's Python installs: the pins without a marker
     # (per-Python tables resolved for ``python``). Markers are per lane: ``pins``.
     packages: Mapping[str, str]
@@ -68,10 +73,24 @@ class Lock:
     # a pylock.toml's own bounds: every lane must satisfy one of its environments and its requires-python
     environments: tuple[str, ...] = ()
     requires_python: str | None = None
+    # every Python the lanes run on (lock.python as a list); () means just ``python``
+    pythons: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.pythons:
+            object.__setattr__(self, "pythons", (self.python,))
 
     def all_pins(self) -> tuple[Pin, ...]:
         """Every pin of the lock (a lock built by hand has only ``packages``)."""
         return self.pins or tuple(Pin(name, version) for name, version in self.packages.items())
+
+    def for_python(self, version: str) -> Lock:
+        """The lock one lane × version stages: this lock on Python ``version`` alone (its per-Python
+        table entries resolved for it)."""
+        if self.pythons == (version,) and self.python == version:
+            return self
+        packages = every_lane(self.pins, version) if self.pins else self.packages
+        return replace(self, python=version, pythons=(version,), packages=packages)
 
 
 @dataclass(frozen=True)
@@ -156,6 +175,17 @@ class MatrixConfig:
         raise ConfigError(
             f"{self.path}: no lane {lane_id!r}{suggest(lane_id, [ln.id for ln in self.lanes])}"
         )
+
+    def select(self, lane_ids: Sequence[str]) -> list[LaneConfig]:
+        """The lanes ``lane_ids`` name, in config order: a lane id, or a configured lane's name for every
+        Python version of it (``host`` → ``host@3.11``, ``host@3.12``); an unknown id is a ConfigError."""
+        wanted: list[LaneConfig] = []
+        for lane_id in lane_ids:
+            # "<lane>@<version>" ids (pyversions.versioned_id); configured ids cannot contain "@"
+            versions = [ln for ln in self.lanes if ln.id.rpartition("@")[0] == lane_id]
+            exact = any(ln.id == lane_id for ln in self.lanes)
+            wanted += versions if versions and not exact else [self.lane(lane_id)]
+        return [lane for lane in self.lanes if lane in wanted]
 
 
 def suggest(word: str, options: Sequence[str]) -> str:

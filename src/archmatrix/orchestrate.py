@@ -22,6 +22,7 @@ from .hostfacts import HostFacts
 from .model import MatrixConfig
 from .plan import PlannedLane, machines, plan
 from .progress import LaneProgress, PlainProgress, Reporter, for_terminal
+from .pyversions import result_file
 from .runners import RUNNERS, LaneInfraError, LaneJob, Runner
 from .runners.common import run_prepared
 from .suite.result import LaneResult, LaneStatus, ResultFileError, load, save
@@ -125,7 +126,7 @@ def _run_planned(
         if not p.runs:
             progress.say(p.lane.id, f"skipped: {p.availability.reason}")
             results[p.lane.id] = skipped_result(p)
-            save(results[p.lane.id], results_dir / f"{p.lane.id}.json")
+            save(results[p.lane.id], result_file(results_dir, p.lane.id))
     runnable = [p for p in planned if p.runs]
     interrupted = False
     if runnable:
@@ -144,7 +145,7 @@ def _run_planned(
             for p in lanes:
                 tracker = trackers[p.lane.id]
                 job = LaneJob(config=config, lane=p.lane, host=host, workdir=workdir,
-                              out=results_dir / f"{p.lane.id}.json", progress=tracker, phase=tracker.phase)
+                              out=result_file(results_dir, p.lane.id), progress=tracker, phase=tracker.phase)
                 fut = pools[name].submit(_announced, job, tracker, runners)
                 futures[fut], jobs[fut] = p, job
         try:
@@ -208,6 +209,6 @@ def _interrupted(p: PlannedLane) -> LaneResult:
 
 def _salvage_or_interrupted(p: PlannedLane, results_dir: Path) -> LaneResult:
     try:
-        return load(results_dir / f"{p.lane.id}.json")
+        return load(result_file(results_dir, p.lane.id))
     except ResultFileError:
         return _interrupted(p)

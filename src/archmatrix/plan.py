@@ -38,10 +38,8 @@ def plan(
     parsed with.
     """
     runners = RUNNERS if runners is None else runners
-    lanes = list(config.lanes)
-    if only:
-        wanted = [config.lane(lane_id) for lane_id in only]  # unknown ids raise ConfigError
-        lanes = [lane for lane in lanes if lane in wanted]
+    # a configured lane's name selects every Python version of it; unknown ids raise ConfigError
+    lanes = config.select(only) if only else list(config.lanes)
     if not lanes:
         raise ConfigError(f"{config.path}: no lanes selected")
     return [PlannedLane(lane, runners[lane.runner].availability(lane, host)) for lane in lanes]

@@ -28,6 +28,7 @@ from .model import GITHUB_LINUX_ARM64 as LINUX_ARM64
 from .model import GITHUB_LINUX_X86_64 as LINUX_X86_64
 from .model import GITHUB_MACOS_ARM64 as MACOS_ARM64
 from .model import LaneConfig, LaneTarget, MatrixConfig
+from .pyversions import result_stem
 from .runners import target_of
 
 __all__ = ["LINUX_ARM64", "LINUX_X86_64", "MACOS_ARM64", "cache_keys", "github_lanes", "parse_lane_list",
@@ -47,12 +48,17 @@ def github_lanes(
     config: MatrixConfig, only: Sequence[str] = (), *, linux_arm64: str = LINUX_ARM64
 ) -> list[dict[str, Any]]:
     """``strategy.matrix.include`` entries: lane id, runner kind, runs-on, and what else the job sets up."""
-    lanes = [config.lane(lane_id) for lane_id in only] if only else list(config.lanes)
+    lanes = config.select(only) if only else list(config.lanes)
+    versions = len(config.lock.pythons) > 1
     entries = []
     for lane in lanes:
         entry: dict[str, Any] = {"lane": lane.id, "runner": lane.runner,
                                  "os": runs_on(lane, linux_arm64=linux_arm64)}
         target = target_of(lane) or LaneTarget()
+        if versions:
+            # one job per lane × version: setup-python gets the lane's Python, the artifact its file name
+            entry["python"] = target.python
+            entry["result"] = result_stem(lane.id)
         for step in target.ci_setup:  # e.g. x64_python: the job installs an x86_64 Python for the lane
             entry[step] = True
         entries.append(entry)

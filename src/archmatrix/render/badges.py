@@ -28,6 +28,7 @@ from urllib.parse import quote
 from xml.sax.saxutils import escape
 
 from ..matrix import Matrix
+from ..pyversions import result_stem
 from ..suite.outcomes import Outcome
 from ..suite.result import LaneResult, LaneStatus, write_text_atomic
 from . import escape as esc
@@ -195,7 +196,8 @@ def overall_badge(matrix: Matrix) -> Badge:
 def safe_name(lane_id: str) -> str:
     """A file stem for a lane id from a config or results file: no path separators, no leading dot."""
     # short enough for any file system with the atomic writer's temp-file affixes (names ≤ 255 bytes)
-    name = _UNSAFE_NAME.sub("_", lane_id).lstrip(".")[:MAX_NAME] or "lane"
+    # host@3.12 → host-py3.12, as its result file is named
+    name = _UNSAFE_NAME.sub("_", result_stem(lane_id)).lstrip(".")[:MAX_NAME] or "lane"
     return f"lane-{name}" if name == OVERALL else name
 
 

@@ -22,7 +22,7 @@ from ..profiles import DEFAULT_PROFILES, CpuProfile
 
 if TYPE_CHECKING:
     from ..hostfacts import HostFacts
-    from ..model import LaneConfig, LaneTarget, MatrixConfig
+    from ..model import LaneConfig, LaneTarget, Lock, MatrixConfig
     from ..staging.result import StagingResult
     from ..suite.result import CheckResult, LaneResult
 
@@ -126,6 +126,14 @@ class LaneJob:
     # The phase the lane enters, for the live display (archmatrix.progress: "staging",
     # "base image", "image", "running"); a job built by hand drops them.
     phase: Callable[[str], None] = field(default=lambda _phase: None)
+
+    @property
+    def lock(self) -> Lock:
+        """The lock this lane stages: the config's on the lane's own Python (``lock.python`` may list
+        several)."""
+        python = self.lane.target.python if self.lane.target else ""
+        lock = self.config.lock
+        return lock.for_python(python) if python and python in lock.pythons else lock
 
     def abort(self) -> None:
         for hook in list(self.aborts):

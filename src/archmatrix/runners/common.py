@@ -64,7 +64,8 @@ def job_lock(job: LaneJob) -> LaneLock:
     from .base import LaneInfraError
 
     try:
-        return lane_lock(job.config.lock, lane_environment(job.lane.target, job.host, job.config.lock.python))
+        # job.lock: the config's lock on this lane's own Python (lock.python may list several)
+        return lane_lock(job.lock, lane_environment(job.lane.target, job.host, job.lock.python))
     except LockSelectError as exc:
         raise LaneInfraError(f"cannot select the lock's pins for this lane: {exc}",
                              "fix the lock file (or leave the lane out): a lane installs exactly one pin "
@@ -163,7 +164,7 @@ def run_prepared(job: LaneJob, launch: Launch) -> LaneResult:
         job = dataclasses.replace(job, progress=lambda line: say(line) if keep(line) else None)
     if launch.env_removed:
         job.progress(f"not passing {', '.join(launch.env_removed)} to the lane (they pin the CPU dispatch)")
-    claim = {"python": job.config.lock.python, "profile": launch.cpu.name if launch.cpu else "",
+    claim = {"python": job.lock.python, "profile": launch.cpu.name if launch.cpu else "",
              "absent": list(launch.cpu.absent) if launch.cpu else []}
     argv = [*launch.prefix, *suite_args(job, launch.out or str(job.out), emulator=launch.emulator,
                                         cpu_model=launch.cpu_model, user_checks=launch.user_checks,

@@ -40,6 +40,7 @@ from ..engines import Engine, EngineError, connect, facts_of, is_local, lane_eng
 from ..engines import address as engine_address
 from ..hostfacts import SETUP_SCRIPT, DockerFacts, HostFacts
 from ..model import LaneConfig, LaneTarget, github_linux_runner
+from ..pyversions import docker_base, no_debian_python, result_stem
 from ..staging.lock import container_prefix
 from ..staging.prefix import CONTAINER_PREFIX
 from ..staging.result import StagingResult
@@ -167,6 +168,9 @@ class DockerRunner:
         if profile is not None and profile.arch != arch:
             return Availability.no(f"CPU profile {profile.name} is for {profile.arch}, not {platform}",
                                    "pick a profile of the lane's architecture")
+        if docker_base(lane) is None:  # a Python no Debian release ships, and no base_image for it
+            python = lane.target.python if lane.target else ""
+            return Availability.no(*no_debian_python(python))
         # the engine, and its architecture: native or emulated *there*
         where = f" on {_engine_name(engine, facts)} ({server})"
         if arch == server:
@@ -196,22 +200,28 @@ class DockerRunner:
         client, facts = self._connect(engine, job)
         emulator, cpu_model = emulation(platform, job.host, profile.qemu_cpu if profile else None, facts)
 
-        # the lock and lock.wheels for the container's platform (Debian bookworm's glibc)
-        staged = stage_job_lock(job, arch, BOOKWORM_GLIBC, container_prefix(job.config.lock.python))
+        # the base that ships the lane's Python: a configured image, or the Debian release of it
+        chosen = docker_base(job.lane)
+        if chosen is None:  # the planner only runs available lanes
+            raise LaneInfraError(*no_debian_python(job.lock.python))
+        # the lock and lock.wheels for the container's platform (the base's glibc)
+        staged = stage_job_lock(job, arch, chosen.glibc, container_prefix(job.lock.python))
         suite_root, user_checks = stage_job_suite(job)
 
-        base = job.lane.options.get("base_image")
+        base = chosen.image
         if not base:
             job.phase("base image")
             try:
                 if not engine.is_default:
-                    self._move_base_image(client, engine, platform, job)
-                base = ensure_base_image(client, platform, workdir=job.workdir, progress=job.progress)
+                    self._move_base_image(client, engine, platform, job, suite=chosen.suite or DEFAULT_SUITE)
+                base = ensure_base_image(client, platform, suite=chosen.suite or DEFAULT_SUITE,
+                                         workdir=job.workdir, progress=job.progress)
             except BaseImageError as exc:
                 raise LaneInfraError(f"no base image for {platform}: {exc}", SETUP_HINT) from exc
         dockerfile = lane_dockerfile()
         # the staged prefix and the suite are named by their contents
-        tag = lane_image_tag(job.lane.id, str(base), staged.prefix.name, suite_root.name, dockerfile)
+        tag = lane_image_tag(result_stem(job.lane.id), str(base), staged.prefix.name, suite_root.name,
+                             dockerfile)
         job.phase("image")
         self._ensure_lane_image(client, job, tag, str(base), platform, staged.prefix, suite_root, dockerfile)
 
@@ -246,7 +256,8 @@ class DockerRunner:
         return client, facts
 
     @staticmethod
-    def _move_base_image(client: DockerClient, engine: Engine, platform: str, job: LaneJob) -> None:
+    def _move_base_image(client: DockerClient, engine: Engine, platform: str, job: LaneJob, *,
+                         suite: str = DEFAULT_SUITE) -> None:
         """Give the lane's engine the local engine's copy of the base image when it has none.
 
         Through both APIs (``docker save | docker -H … load``, streamed): the same image the local lanes
@@ -255,7 +266,7 @@ class DockerRunner:
         import docker
         from docker.errors import DockerException, ImageNotFound
 
-        tag = base_image_tag(platform, DEFAULT_SUITE, DEFAULT_PACKAGES)
+        tag = base_image_tag(platform, suite, DEFAULT_PACKAGES)
         try:
             client.images.get(tag)
             return
@@ -289,7 +300,7 @@ class DockerRunner:
         environment = dict(LANE_ENV, **({"QEMU_CPU": cpu_model} if emulator and cpu_model else {}))
 
         def execute(job: LaneJob, command: list[str]) -> LaneResult:
-            out_dir = job.workdir / "runs" / f"{job.lane.id}-{time.time_ns()}"
+            out_dir = job.workdir / "runs" / f"{result_stem(job.lane.id)}-{time.time_ns()}"
             out_dir.mkdir(parents=True)
             try:
                 return self._run_container(client, job, tag, platform, out_dir, command, environment)
@@ -298,7 +309,7 @@ class DockerRunner:
 
         # the image has no entrypoint: the command is the interpreter and the suite's whole argv
         return Launch(
-            prefix=[LANE_PYTHON], out=f"{RESULT_DIR}/{job.lane.id}.json", execute=execute,
+            prefix=[LANE_PYTHON], out=f"{RESULT_DIR}/{result_stem(job.lane.id)}.json", execute=execute,
             staging=staging, user_checks=user_checks, emulator=emulator, cpu_model=cpu_model,
             how=f"in {platform}" + (f" under {emulator}" if emulator else ""), facts=facts or {},
         )
@@ -363,18 +374,19 @@ class DockerRunner:
             if container is not None:
                 # the result (or what the suite saved before it was stopped) outlives the container here
                 with contextlib.suppress(DockerException):
-                    self._fetch_result(container, job.lane.id, out_dir)
+                    self._fetch_result(container, result_stem(job.lane.id), out_dir)
                 with contextlib.suppress(DockerException):
                     container.remove(force=True)
-        return result_or_crash(job, out_dir / f"{job.lane.id}.json", returncode, output,
+        return result_or_crash(job, out_dir / f"{result_stem(job.lane.id)}.json", returncode, output,
                                time.monotonic() - started)
 
     @staticmethod
-    def _fetch_result(container: Any, lane_id: str, out_dir: Path) -> None:
-        """Copy the suite's result file out of the (stopped) container through the engine's API."""
+    def _fetch_result(container: Any, stem: str, out_dir: Path) -> None:
+        """Copy the suite's result file (``<stem>.json``) out of the (stopped) container through the
+        engine's API."""
         from docker.errors import NotFound
 
-        name = f"{lane_id}.json"
+        name = f"{stem}.json"
         try:
             chunks, _stat = container.get_archive(f"{RESULT_DIR}/{name}")
         except NotFound:

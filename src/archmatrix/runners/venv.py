@@ -94,7 +94,7 @@ def make_venv(job: LaneJob, python: str, arch: str) -> StagedLock:
     Staged and published by :mod:`archmatrix.staging` (content-addressed), so two lanes
     sharing it (host and qemu) never see a half-made venv.
     """
-    wanted = wanted_python(job.lane, job.host) or job.config.lock.python
+    wanted = wanted_python(job.lane, job.host) or job.lock.python
     return stage_job_lock(job, arch, host_glibc(), host_prefix(python, wanted))
 
 

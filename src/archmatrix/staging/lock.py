@@ -25,6 +25,7 @@ import dataclasses
 import email.parser
 import hashlib
 import json
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,8 +164,20 @@ class WheelSet:
     key: str = ""  # content-derived: what decides the installed files
 
 
+# One fetch at a time: lanes of several Pythons stage at once, and a pure-Python or abi3 wheel fits
+# them all; serialised, the second finds the first's download in the shared cache (fetched once).
+_FETCHING = threading.Lock()
+
+
 def fetch_lock_wheels(lock: LockLike, arch: str, glibc: tuple[int, int], wheel_cache: Path, *,
                       hashes: Mapping[str, Sequence[str]] | None = None, lock_file: str = "") -> WheelSet:
+    """The lock's wheels for ``arch``/``glibc``, fetched one lock at a time (:func:`_fetch_lock_wheels`)."""
+    with _FETCHING:
+        return _fetch_lock_wheels(lock, arch, glibc, wheel_cache, hashes=hashes, lock_file=lock_file)
+
+
+def _fetch_lock_wheels(lock: LockLike, arch: str, glibc: tuple[int, int], wheel_cache: Path, *,
+                       hashes: Mapping[str, Sequence[str]] | None = None, lock_file: str = "") -> WheelSet:
     """The lock's wheels for ``arch``/``glibc``, downloaded into ``wheel_cache`` (shared by all targets)
     unless there already; a pin without a wheel for the platform is a missing row.
 
