@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
-from tabulate import tabulate
 
 from ..diff import MatrixDiff
 from ..matrix import Matrix
@@ -54,8 +53,7 @@ def render(matrix: Matrix, *, title: str = "archmatrix", rows: Rows = "all",
         body = [[markdown(c) for c in row] for row in (*table.header_rows, *check_rows, table.summary_row)]
         body = [[f"**{row[0]}**", *row[1:]] if i < len(table.header_rows) else row
                 for i, row in enumerate(body)]
-        out.append(tabulate(body, headers=["", *(markdown_code(ln.lane) for ln in table.lanes)],
-                            tablefmt="github", disable_numparse=True))
+        out += pipe_table(["", *(markdown_code(ln.lane) for ln in table.lanes)], body)
         if hidden:
             out += ["", f"_{hidden} more {'check' if hidden == 1 else 'checks'} not shown: "
                         f"{Outcome.PASS.glyph} pass in every lane"
@@ -67,3 +65,15 @@ def render(matrix: Matrix, *, title: str = "archmatrix", rows: Rows = "all",
         out.append("")
         out.extend(f"- {markdown(line)}" for line in lines)
     return "\n".join(out) + "\n"
+
+
+def pipe_table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    """A GitHub markdown table without padding: cells are already escaped (no ``|``, no newline).
+
+    Not tabulate's "github" format: it pads every cell to its column's width,
+    which the rendered table does not need and which, across thousands of test
+    rows and several lanes, multiplies the size of a job summary (GitHub takes
+    at most 1 MiB) and of a README block.
+    """
+    return ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|",
+            *("| " + " | ".join(row) + " |" for row in rows)]
