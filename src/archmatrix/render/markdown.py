@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
-
 from ..diff import MatrixDiff
 from ..matrix import Matrix
 from ..suite.outcomes import Outcome
