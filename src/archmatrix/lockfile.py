@@ -144,7 +144,8 @@ def _option_problem(option: str) -> str:
         return f"{name}: includes are not supported; list every pin in this one file"
     if name in ("-e", "--editable"):
         return f"{name}: an editable install is not a locked wheel; build a wheel and list it in lock.wheels"
-    if name in ("-i", "--index-url", "--extra-index-url", "-f", "--find-links", "--no-index"):
+    # -i, -f and every --…index… option (pip-compile writes them into its output)
+    if name in ("-i", "-f", "--find-links") or "index" in name:
         return (f"{name}: index options are not read from the lock; pip's own configuration (pip.conf, "
                 "PIP_INDEX_URL) decides where wheels come from, and lock.wheels adds local ones")
     return f"{name}: not supported in a lock file (only exact pins with --hash options)"
