@@ -28,6 +28,7 @@ from .suite.registry import is_module_path
 from .suite.result import LaneStatus
 
 if TYPE_CHECKING:
+    from .diff import MatrixDiff
     from .hostfacts import HostFacts
 
 DEFAULT_RESULTS = Path("results")
@@ -294,12 +295,9 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
-    from .diff import compare
     from .diff import exit_code as fail_on_new
     from .hostfacts import detect
     from .orchestrate import run_matrix
-    from .outputs import write_all
-    from .render import github, terminal
     from .render.escape import terminal_lines
     from .runners.docker import named_engines
 
@@ -320,12 +318,8 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     matrix = outcome.matrix
     if not outcome.interrupted and not getattr(args, "no_predict", False):
         matrix = _with_predictions(matrix, cfg, host, args.results, args.workdir)
-    diff = compare(matrix, baseline) if baseline is not None else None
-    paths = write_all(matrix, args.results, diff=diff)
-    print(terminal.render(matrix, diff=diff, all_rows=getattr(args, "all_rows", False)))
-    for line in github.publish(matrix, annotate=not args.no_annotations, diff=diff, config=cfg):
-        print(line)
-    print(terminal_lines("reports: " + ", ".join(str(p) for p in paths.values())), file=sys.stderr)
+    diff = _publish(matrix, baseline, args.results, cfg, all_rows=getattr(args, "all_rows", False),
+                    annotate=not args.no_annotations)
     if outcome.interrupted:
         return ExitCode.INTERRUPTED
     code = fail_on_new(matrix, diff) if diff is not None and args.fail_on == "new" else matrix.exit_code()
@@ -386,12 +380,8 @@ def _predict_only(args: argparse.Namespace, cfg: config_mod.MatrixConfig, host: 
                   only: Sequence[str] | None, baseline: Matrix | None) -> int:
     """``matrix --predict-only``: every lane predicted, none run. Exit 1 when a required lane has a
     predicted failure, else 0 (no lane ran: 0 says only that nothing is predicted to fail)."""
-    from .diff import compare
     from .orchestrate import Progress
-    from .outputs import write_all
     from .prediction import predict_lanes
-    from .render import github, terminal
-    from .render.escape import terminal_lines
     from .results import build_matrix
     from .suite.result import save
 
@@ -404,12 +394,8 @@ def _predict_only(args: argparse.Namespace, cfg: config_mod.MatrixConfig, host: 
     for r in results:
         save(r, result_file(args.results, r.lane))
     matrix = build_matrix(results, cfg)
-    diff = compare(matrix, baseline) if baseline is not None else None
-    paths = write_all(matrix, args.results, diff=diff)
-    print(terminal.render(matrix, diff=diff, all_rows=getattr(args, "all_rows", False)))
-    for line in github.publish(matrix, annotate=not args.no_annotations, diff=diff):
-        print(line)
-    print(terminal_lines("reports: " + ", ".join(str(p) for p in paths.values())), file=sys.stderr)
+    _publish(matrix, baseline, args.results, cfg, all_rows=getattr(args, "all_rows", False),
+             annotate=not args.no_annotations)
     failing = any(r.required and r.predicted and r.failed_checks for r in results)
     return ExitCode.FAILED if failing else ExitCode.OK
 
@@ -422,11 +408,26 @@ def _results_dir(directory: Path) -> None:
         raise UsageError(f"{directory}: not a directory")
 
 
-def cmd_report(args: argparse.Namespace) -> int:
+def _publish(matrix: Matrix, baseline: Matrix | None, out: Path, cfg: config_mod.MatrixConfig | None, *,
+             all_rows: bool, annotate: bool = True, quiet: bool = False) -> MatrixDiff | None:
+    """Every output of ``matrix`` written into ``out`` (compared with ``baseline`` when there is one),
+    the table and GitHub's lines printed, and (unless ``quiet``) where the reports went."""
     from .diff import compare
-    from .diff import exit_code as fail_on_new
     from .outputs import write_all
     from .render import github, terminal
+
+    diff = compare(matrix, baseline) if baseline is not None else None
+    paths = write_all(matrix, out, diff=diff)
+    print(terminal.render(matrix, diff=diff, all_rows=all_rows))
+    for line in github.publish(matrix, annotate=annotate, diff=diff, config=cfg):
+        print(line)
+    if not quiet:
+        print(terminal_lines("reports: " + ", ".join(str(p) for p in paths.values())), file=sys.stderr)
+    return diff
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .diff import exit_code as fail_on_new
     from .render.escape import terminal_lines
     from .results import load_matrix
 
@@ -440,11 +441,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     problems = matrix.problems
     if not matrix.lanes and not problems:
         raise UsageError(f"{args.directory}: no lane result files found")
-    diff = compare(matrix, baseline) if baseline is not None else None
-    write_all(matrix, args.out or args.directory, diff=diff)
-    print(terminal.render(matrix, diff=diff, all_rows=args.all_rows))
-    for line in github.publish(matrix, diff=diff, config=cfg):
-        print(line)
+    diff = _publish(matrix, baseline, args.out or args.directory, cfg, all_rows=args.all_rows, quiet=True)
     for problem in problems:
         print(terminal_lines(f"archmatrix: skipped unreadable result file: {problem}"), file=sys.stderr)
     code = fail_on_new(matrix, diff) if diff is not None and args.fail_on == "new" else matrix.exit_code()
