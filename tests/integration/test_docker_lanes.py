@@ -22,6 +22,7 @@ from conftest import ROOT, archmatrix_argv, python_env, require
 
 from archmatrix import config
 from archmatrix.hostfacts import HostFacts, detect
+from archmatrix.profiles import DEFAULT_PROFILES
 from archmatrix.staging.suite import suite_digest
 from archmatrix.suite.result import LaneResult, load
 
@@ -131,7 +132,9 @@ def test_arm64_lane_is_emulated_aarch64_with_an_arm64_openblas_kernel(
         assert arm["emulation"]["emulator"] is None
     else:
         assert str(arm["emulation"]["emulator"]).startswith("qemu-aarch64"), arm["emulation"]
-        assert arm["emulation"]["cpu_model"] == "max"  # no cpu_profile: QEMU's default CPU
+        # ci/matrix.yaml's profile (Apple silicon: no SVE), not QEMU's default `max`
+        assert arm["emulation"]["cpu_model"] == DEFAULT_PROFILES["apple-silicon"].qemu_cpu
+        assert "SVE" in arm["cpu"]["absent"], arm["cpu"]
     kernels = [lib["architecture"] for lib in arm["libraries"] if lib["internal_api"] == "openblas"]
     assert kernels and all(ARM64_KERNEL.match(str(k)) for k in kernels), kernels
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from audit_fixtures import ARMV8_0, ROOT, targets
+from audit_fixtures import ARMV8_0, AVX2_HOST, ROOT, targets
 
 from archmatrix.audit import isa
 from archmatrix.audit.image import Image, Region
-from archmatrix.audit.predict import Prediction, predict
+from archmatrix.audit.predict import Prediction, lane_targets, predict
 from archmatrix.audit.report import ImageAudit, audit
 from archmatrix.command import CommandError, run
+from archmatrix.config import parse
 
 NEON = bytes.fromhex("2084a14e")  # add v0.4s, v1.4s, v1.4s
 RET = bytes.fromhex("c0035fd6")
@@ -37,14 +38,20 @@ def test_sve_is_found_by_its_encoding_space() -> None:
     assert not image.scan.guarded
 
 
-def test_unguarded_sve_dies_on_armv8_0_and_passes_on_qemu_max() -> None:
+def test_unguarded_sve_dies_without_sve_and_passes_on_qemu_max() -> None:
     image = arm_image(NEON + PTRUE + RET)
     verdict = predict([image], ARMV8_0)
     assert verdict.prediction is Prediction.ILLEGAL_INSTRUCTION and verdict.extensions == ("SVE",)
-    # the arm64 docker lane on an x86 host runs under binfmt QEMU's "max" CPU, which has SVE
+    # the default arm64 docker lane, emulated on an x86 host, runs on its Apple silicon profile (no SVE)
     lane = targets()["linux-arm64-docker"]
-    assert lane.missing == frozenset()
-    assert predict([image], lane).prediction is Prediction.PASS
+    assert lane.missing == frozenset({"SVE", "SVE2"})
+    assert predict([image], lane).prediction is Prediction.ILLEGAL_INSTRUCTION
+    # without a profile binfmt QEMU's "max" CPU has SVE
+    plain = parse("lock: {python: '3.11', packages: {numpy: '2.4.6'}}\nlanes:\n"
+                  "  - {id: arm, runner: docker, options: {platform: linux/arm64}}\n", Path("m.yaml"))
+    [max_lane] = lane_targets(plain.lanes, host=AVX2_HOST)
+    assert max_lane.missing == frozenset()
+    assert predict([image], max_lane).prediction is Prediction.PASS
     # Apple silicon has no SVE (a Mach-O would be needed there; an ELF is wrong-arch)
     assert predict([image], targets()["macos-arm64"]).prediction is Prediction.WRONG_ARCH
 
