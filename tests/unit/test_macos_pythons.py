@@ -237,8 +237,11 @@ def test_ci_lanes_give_each_macos_job_its_version_and_the_x64_python_step() -> N
         "lane": "macos-x86_64-rosetta@3.13", "runner": "macos", "os": MACOS_ARM64, "python": "3.13",
         "result": "macos-x86_64-rosetta-py3.13", "x64_python": True}
     assert entries["macos-arm64@3.13"]["python"] == "3.13" and "x64_python" not in entries["macos-arm64@3.13"]
+    # a lane naming its own path sets up nothing; a mapping may leave the job's version out: set it up
+    own = parse(config_text('"3.13"', "{arch: x86_64, python: /x/python3.13}"), WHERE)
+    assert "x64_python" not in github_lanes(own)[1]
     named = parse(config_text('["3.11", "3.13"]', '{arch: x86_64, python: {"3.13": /x/python3.13}}'), WHERE)
-    assert "x64_python" not in github_lanes(named, ["macos-x86_64-rosetta@3.13"])[0]
+    assert github_lanes(named, ["macos-x86_64-rosetta@3.11"])[0]["x64_python"] is True
 
 
 def _workflow_script(name: str) -> str:
@@ -250,22 +253,38 @@ def _workflow_script(name: str) -> str:
     return body[body.index("<<'PY'\n") + len("<<'PY'\n"):body.rindex("PY")]
 
 
+X64 = "/Users/runner/hostedtoolcache/Python/3.13.1/x64/bin/python"  # what setup-python's x64 step gives
+
+
+def _workflow_config(tmp_path: Path, text: str, lane: str) -> config_mod.MatrixConfig:
+    """The config the reusable workflow's job for ``lane`` derives from ``text`` (its real script)."""
+    source = tmp_path / "matrix.yaml"
+    source.write_text(text)
+    output = tmp_path / "github_output"
+    env = {**os.environ, "CONFIG": str(source), "LANE": lane, "X64_PYTHON": X64,
+           "GITHUB_OUTPUT": str(output), "PYTHONPATH": str(ROOT / "src")}
+    run([sys.executable, "-c", _workflow_script("point the lane at the x86_64 Python")], env=env, timeout=60)
+    return config_mod.load(Path(output.read_text().strip().removeprefix("path=")))  # still a valid config
+
+
 @pytest.mark.parametrize(("python", "lane"), [('["3.11", "3.13"]', "macos-x86_64-rosetta@3.13"),
                                               ('"3.13"', "macos-x86_64-rosetta")])
 def test_the_workflow_points_the_lane_of_its_version_at_the_x64_python(
     tmp_path: Path, python: str, lane: str
 ) -> None:
-    source = tmp_path / "matrix.yaml"
-    source.write_text(config_text(python))
-    output = tmp_path / "github_output"
-    x64 = "/Users/runner/hostedtoolcache/Python/3.13.1/x64/bin/python"
-    env = {**os.environ, "CONFIG": str(source), "LANE": lane, "X64_PYTHON": x64,
-           "GITHUB_OUTPUT": str(output), "PYTHONPATH": str(ROOT / "src")}
-    run([sys.executable, "-c", _workflow_script("point the lane at the x86_64 Python")], env=env, timeout=60)
-    derived = Path(output.read_text().strip().removeprefix("path="))
-    cfg = config_mod.load(derived)  # still a valid config, the other version's lane unchanged
+    cfg = _workflow_config(tmp_path, config_text(python), lane)
     host = replace(M1, x86_64_pythons={})  # nothing detected: only the step's interpreter
-    assert lane_python(cfg.lane(lane), host) == x64
-    if "@" in lane:
+    assert lane_python(cfg.lane(lane), host) == X64
+    if "@" in lane:  # the other version's lane is left as it was
         assert lane_python(cfg.lane("macos-x86_64-rosetta@3.11"), host) is None
+
+
+@pytest.mark.parametrize("lane", ["macos-x86_64-rosetta@3.11", "macos-x86_64-rosetta@3.13"])
+def test_the_workflow_fills_in_only_what_the_lanes_own_mapping_leaves_out(tmp_path: Path, lane: str) -> None:
+    text = config_text('["3.11", "3.13"]', '{arch: x86_64, python: {"3.13": /x/python3.13}}')
+    cfg = _workflow_config(tmp_path, text, lane)
+    host = replace(M1, x86_64_pythons={})
+    assert lane_python(cfg.lane("macos-x86_64-rosetta@3.13"), host) == "/x/python3.13"  # the user's wins
+    filled = X64 if lane.endswith("@3.11") else None  # only the job's own version
+    assert lane_python(cfg.lane("macos-x86_64-rosetta@3.11"), host) == filled
 

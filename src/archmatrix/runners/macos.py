@@ -270,9 +270,10 @@ class MacosRunner:
             # x86-64 code translated by Rosetta 2 (macOS 11-14: no AVX), as the
             # rosetta2 CPU profile describes it; the GitHub job installs an
             # x86_64 Python of the job's version (ci-lanes' "python") unless the lane names its own
+            # path (a mapping may leave the job's version out: the workflow fills in only that one)
             return LaneTarget(os="macos", arch=arch.name, cpu=rosetta_profile(_macos_version(lane)),
                               emulator="Rosetta 2", runs_on=GITHUB_MACOS_ARM64,
-                              ci_setup=() if lane.options.get("python") else ("x64_python",))
+                              ci_setup=() if isinstance(lane.options.get("python"), str) else ("x64_python",))
         return LaneTarget(os="macos", arch=arch.name, cpu=DEFAULT_PROFILES["apple-silicon"],
                           runs_on=GITHUB_MACOS_ARM64)
 
