@@ -423,7 +423,8 @@ def _nonneg(doc: _Doc, path: tuple[str | int, ...], value: Any) -> float:
 
 
 def _lanes(
-    doc: _Doc, value: Any, runners: Mapping[str, Runner], profiles: Mapping[str, CpuProfile]
+    doc: _Doc, value: Any, runners: Mapping[str, Runner], profiles: Mapping[str, CpuProfile],
+    pythons: Sequence[str] = (),
 ) -> tuple[LaneConfig, ...]:
     items = _expect(doc, ("lanes",), value, list)
     if not items:
@@ -461,6 +462,9 @@ def _lanes(
         )
         try:
             lanes.append(replace(lane, target=runner.resolve(lane)))
+            check = getattr(runner, "check_pythons", None)  # options that depend on lock.python (macos)
+            if check is not None:
+                check(lane, pythons)
         except OptionError as exc:
             raise doc.error((*p, "options", exc.key), str(exc)) from None
     return tuple(lanes)
@@ -557,7 +561,7 @@ def parse(text: str, path: Path, runners: Mapping[str, Runner] | None = None) ->
     profiles = _profiles(doc, data.get("cpu_profiles", {}))
     lock = _lock(doc, data["lock"])
     # each lane's target gets its Python; with several versions each lane becomes one per version
-    lanes = expand_lanes(_lanes(doc, data["lanes"], runners, profiles), lock.pythons)
+    lanes = expand_lanes(_lanes(doc, data["lanes"], runners, profiles, lock.pythons), lock.pythons)
     checks = _checks(doc, data.get("checks", {}))
     if checks.pytest and not _pytest_locked(lock):
         raise doc.error(("checks", "pytest"), PYTEST_NEEDS)

@@ -30,6 +30,14 @@ X86_PYTHON_CANDIDATES = (
     "/usr/local/bin/python{v}",
     "/usr/local/opt/python@{v}/bin/python{v}",
 )
+# Where a Mac keeps an interpreter of a version besides PATH, pyenv and uv: python.org's
+# framework build (universal2) and Homebrew on Apple Silicon.
+MACOS_PYTHON_CANDIDATES = (
+    "/Library/Frameworks/Python.framework/Versions/{v}/bin/python{v}",
+    "/opt/homebrew/opt/python@{v}/bin/python{v}",
+)
+# What an interpreter says it is when started under ``arch -<arch>``: "3.12 x86_64"
+INTERPRETER_PROBE = "import platform, sys; print('%d.%d' % sys.version_info[:2], platform.machine())"
 
 
 @dataclass(frozen=True)
@@ -44,7 +52,8 @@ class HostFacts:
     apple_silicon: bool = False
     rosetta: bool = False
     macos_version: str = ""  # "14.6": Rosetta 2 before macOS 15 executes no AVX, from 15 on AVX/AVX2
-    x86_64_pythons: tuple[str, ...] = ()  # interpreters that run as x86_64 here
+    # Interpreters that run as x86_64 here (under Rosetta 2), by version ("3.12" → paths, best first)
+    x86_64_pythons: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # Linux containers and emulation
     docker: DockerFacts = field(default_factory=lambda: DockerFacts(False, "not checked"))
     qemu_user: Mapping[str, str] = field(default_factory=dict)  # guest arch → qemu-<arch> path
@@ -131,6 +140,7 @@ def detect(*, check_docker: bool = True, engines: Iterable[Engine] = ()) -> Host
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     apple_silicon = system == "Darwin" and _apple_silicon()
     rosetta = apple_silicon and _rosetta_installed()
+    interpreters = find_interpreters(candidates=MACOS_PYTHON_CANDIDATES if system == "Darwin" else ())
     return HostFacts(
         system=system,
         machine=machine,
@@ -141,11 +151,11 @@ def detect(*, check_docker: bool = True, engines: Iterable[Engine] = ()) -> Host
         apple_silicon=apple_silicon,
         macos_version=platform.mac_ver()[0] if system == "Darwin" else "",
         rosetta=rosetta,
-        x86_64_pythons=_x86_64_pythons(version) if rosetta else (),
+        x86_64_pythons=_x86_64_pythons(interpreters, {version: sys.executable}) if rosetta else {},
         docker=_docker() if check_docker else DockerFacts(False, "not checked"),
         qemu_user=_qemu_user(),
         binfmt=_binfmt(),
-        interpreters=find_interpreters(),
+        interpreters=interpreters,
         engines={e.key: probe(e) for e in engines if not e.is_default} if check_docker else {},
     )
 
@@ -164,22 +174,36 @@ def _rosetta_installed() -> bool:
         return False
 
 
-def _x86_64_pythons(version: str) -> tuple[str, ...]:
-    found = []
-    for pattern in X86_PYTHON_CANDIDATES:
-        path = pattern.format(v=version)
-        if not os.access(path, os.X_OK):
-            continue
-        try:
-            out = run(
-                ["arch", "-x86_64", path, "-c", "import platform; print(platform.machine())"],
-                timeout=60, check=False,
-            ).stdout
-        except CommandError:
-            continue
-        if out.strip() == "x86_64":
-            found.append(path)
-    return tuple(found)
+def _x86_64_pythons(interpreters: Mapping[str, str], own: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
+    """Every version's interpreters that run as x86_64 under Rosetta 2 (python.org's universal2 build,
+    Intel Homebrew's), each confirmed by starting it under ``arch -x86_64``."""
+    found: dict[str, tuple[str, ...]] = {}
+    for version in PYTHON_VERSIONS:
+        paths = []
+        for candidate in x86_64_candidates(version, interpreters, own):
+            if os.access(candidate, os.X_OK) and _runs_as(candidate, "x86_64") == version:
+                paths.append(candidate)
+        if paths:
+            found[version] = tuple(paths)
+    return found
+
+
+def x86_64_candidates(version: str, interpreters: Mapping[str, str], own: Mapping[str, str]) -> list[str]:
+    """Where an x86_64-capable Python ``version`` may be, best first: python.org's framework, Intel
+    Homebrew's, then the host's own of that version (universal2 when it is python.org's)."""
+    paths = [p.format(v=version) for p in X86_PYTHON_CANDIDATES]
+    paths += [p for p in (own.get(version), interpreters.get(version)) if p]
+    return list(dict.fromkeys(paths))
+
+
+def _runs_as(python: str, arch: str) -> str | None:
+    """The version ``python`` reports when started as ``arch`` (``arch -x86_64 …``); None: it does not."""
+    try:
+        out = run(["arch", f"-{arch}", python, "-c", INTERPRETER_PROBE], timeout=60, check=False)
+    except CommandError:
+        return None
+    version, _, machine = out.stdout.strip().partition(" ")
+    return version if out.returncode == 0 and machine == arch else None
 
 
 def _docker() -> DockerFacts:
@@ -205,21 +229,25 @@ def find_interpreters(
     *,
     path: str | None = None,
     pyenv_root: str | None = None,
+    candidates: tuple[str, ...] = (),
 ) -> dict[str, str]:
     """CPython interpreters on this host by version, each the real binary (never a shim script).
 
     Where people keep them: ``python3.X`` on PATH (a distribution's, a
-    venv's), pyenv's versions (``$PYENV_ROOT`` or ``~/.pyenv``), and uv's
-    (``uv python find`` when uv is installed). A pyenv shim on PATH is a script
+    venv's), pyenv's versions (``$PYENV_ROOT`` or ``~/.pyenv``), ``candidates``
+    (paths with ``{v}``: on a Mac python.org's framework build and Homebrew's,
+    :data:`MACOS_PYTHON_CANDIDATES`), and uv's (``uv python find`` when uv is
+    installed). A pyenv shim on PATH is a script
     that execs the real interpreter natively — useless under qemu-user — so
     every candidate is resolved to its ELF/Mach-O binary.
     """
     found: dict[str, str] = {}
     root = Path(pyenv_root or os.environ.get("PYENV_ROOT") or _pyenv_root(path) or Path.home() / ".pyenv")
     for version in versions:
-        candidates: list[str | Path | None] = [shutil.which(f"python{version}", path=path)]
-        candidates += sorted((root / "versions").glob(f"{version}.*/bin/python{version}"), reverse=True)
-        for candidate in candidates:
+        found_in: list[str | Path | None] = [shutil.which(f"python{version}", path=path)]
+        found_in += sorted((root / "versions").glob(f"{version}.*/bin/python{version}"), reverse=True)
+        found_in += [pattern.format(v=version) for pattern in candidates]
+        for candidate in found_in:
             real = _real_binary(candidate)
             if real:
                 found[version] = real

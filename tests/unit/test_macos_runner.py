@@ -34,9 +34,9 @@ WHEELS = Path("/w/wheels")
 PIP_COMMON = ["--disable-pip-version-check", "--no-input", "--only-binary=:all:", "--no-deps"]
 
 M1 = HostFacts(system="Darwin", machine="aarch64", python=ARM_PY, python_version="3.11",
-               apple_silicon=True, rosetta=True, x86_64_pythons=(X86_PY,))
-M1_NO_ROSETTA = replace(M1, rosetta=False, x86_64_pythons=())
-M1_NO_X86_PYTHON = replace(M1, x86_64_pythons=())
+               apple_silicon=True, rosetta=True, x86_64_pythons={"3.11": (X86_PY,)})
+M1_NO_ROSETTA = replace(M1, rosetta=False, x86_64_pythons={})
+M1_NO_X86_PYTHON = replace(M1, x86_64_pythons={})
 INTEL_MAC = HostFacts(system="Darwin", machine="x86_64", python="/usr/local/bin/python3.11",
                       python_version="3.11")
 LINUX = HostFacts(system="Linux", machine="x86_64", python="/usr/bin/python3", python_version="3.11",
@@ -49,7 +49,7 @@ ROSETTA = LaneConfig("macos-x86_64-rosetta", "macos", required=False, options={"
 def test_registered_under_the_name_the_config_uses() -> None:
     assert isinstance(RUNNERS["macos"], MacosRunner)
     assert MacosRunner.options == {"arch": Option(str, choices=("arm64", "x86_64"), required=True),
-                                   "python": Option(str), "macos_version": Option(str)}
+                                   "python": Option(object), "macos_version": Option(str)}
 
 
 def test_arm64_lane_commands_are_native_and_exact() -> None:

@@ -14,6 +14,15 @@ locked package is downloaded on its own (``--only-binary=:all:``), so one
 without a wheel for the lane is a ``wheel.<pkg>`` ``no-wheel`` row and the
 others are still installed.
 
+Each lane × Python version runs an interpreter of that version (``lock.python``
+may list several): arm64 the host's (archmatrix's own, or one found on PATH,
+in python.org's framework, Homebrew, pyenv or uv), x86_64 one that really runs
+as x86_64 under Rosetta (python.org's universal2 build), found per version by
+:mod:`archmatrix.hostfacts`; ``options.python`` names one (a path, or a mapping
+version → path). Before anything is installed, the interpreter is started the
+way the lane starts it and must say it is that version on that architecture: a
+lane never runs 3.11 under a 3.13 label.
+
 Every command is built by a pure function, so the exact commands of both
 lanes are unit-tested without a Mac. Nothing here has run on real macOS
 hardware yet (docs/lanes.md).
@@ -31,9 +40,10 @@ from typing import Any, ClassVar
 from packaging.utils import canonicalize_name
 
 from ..command import CommandError, run
-from ..hostfacts import X86_PYTHON_CANDIDATES, HostFacts
+from ..hostfacts import INTERPRETER_PROBE, HostFacts, x86_64_candidates
 from ..model import GITHUB_MACOS_ARM64, LaneConfig, LaneTarget
 from ..profiles import DEFAULT_PROFILES, CpuProfile
+from ..pyversions import VERSION, result_stem
 from ..staging import pip
 from ..staging.lock import HashMismatch, local_projects, local_wheel_files, verify_hashes
 from ..staging.pip import PIP_TIMEOUT
@@ -104,13 +114,99 @@ def suite_command(arch: str, venv_dir: Path, args: Sequence[str]) -> list[str]:
     return [*arch_prefix(arch), str(venv_python(venv_dir)), *args]
 
 
+def probe_command(arch: str, python: str) -> list[str]:
+    """The interpreter started as the lane starts it, saying its version and machine ("3.12 x86_64")."""
+    return [*arch_prefix(arch), python, "-c", INTERPRETER_PROBE]
+
+
+def interpreter_mismatch(arch: str, python: str, version: str, said: str) -> str | None:
+    """Why ``python`` (which printed ``said`` for :func:`probe_command`) cannot be the lane's Python
+    ``version`` on ``arch``; None when it is exactly that."""
+    have, _, machine = said.strip().partition(" ")
+    if (not version or have == version) and machine == arch:
+        return None
+    return (f"the lane's interpreter {python} runs as Python {have or '?'} on {machine or '?'} under "
+            f"arch -{arch}; the lane is Python {version or '?'} on {arch}")
+
+
+def lane_version(lane: LaneConfig, host: HostFacts) -> str:
+    """The Python (major.minor) the lane runs: its target's (the lock's), else archmatrix's own."""
+    return (lane.target.python if lane.target else "") or host.python_version
+
+
+def option_python(lane: LaneConfig, version: str) -> str | None:
+    """``options.python`` for ``version``: a path (valid with one lock version), or the mapping's entry."""
+    value = lane.options.get("python")
+    if isinstance(value, Mapping):
+        return str(value[version]) if version in value else None
+    return str(value) if value else None
+
+
 def lane_python(lane: LaneConfig, host: HostFacts) -> str | None:
-    """The interpreter the lane's venv is made from: the option, else one detected for the arch."""
-    if lane.options.get("python"):
-        return str(lane.options["python"])
+    """The interpreter the lane's venv is made from, of the lane's Python version: the option, else one
+    detected for the arch (x86_64: one that runs translated; arm64: the host's of that version)."""
+    version = lane_version(lane, host)
+    chosen = option_python(lane, version)
+    if chosen:
+        return chosen
     if lane.options.get("arch") == "x86_64":
-        return host.x86_64_pythons[0] if host.x86_64_pythons else None
-    return host.python or None
+        found = host.x86_64_pythons.get(version, ())
+        return found[0] if found else None
+    if not version:  # facts built by hand, no version known: archmatrix's own (checked before staging)
+        return host.python or None
+    return host.interpreter(version)
+
+
+def no_interpreter(lane: LaneConfig, host: HostFacts) -> Availability:
+    """Why the lane has no interpreter of its Python version, and the fix (python.org's installer)."""
+    version = lane_version(lane, host) or "3.x"
+    option = (f'lanes[].options.python ({{"{version}": <path>}} when lock.python lists several versions)'
+              if version != "3.x" else "lanes[].options.python")
+    if lane.options.get("arch") == "x86_64":
+        own = {host.python_version: host.python} if host.python_version else {}
+        looked = ", ".join(x86_64_candidates(version, host.interpreters, own))
+        return Availability.no(
+            f"no x86_64-capable Python {version} found (looked for {looked})",
+            f"install the universal2 Python {version} from {PYTHON_ORG} (python.org's installer for "
+            f"{version}: it runs under Rosetta 2 as x86_64), or set {option} to an x86_64 interpreter",
+        )
+    return Availability.no(
+        f"no Python {version} on this Mac (archmatrix runs on Python {host.python_version or '?'}; "
+        f"looked for python{version} on PATH, in python.org's framework, Homebrew, pyenv and uv)",
+        f"install Python {version} (the universal2 installer from {PYTHON_ORG}, brew install "
+        f"python@{version}, pyenv install {version} or uv python install {version}), or set {option}",
+    )
+
+
+def check_python_option(value: object, pythons: Sequence[str] = ()) -> None:
+    """``options.python``: an interpreter path, or a mapping Python version → path (one per lock version).
+
+    A single path is one interpreter of one version: with several versions in ``lock.python`` it would
+    run every ``<lane>@<version>`` on the same Python, so it is refused; a mapping names each one (a
+    version it leaves out is detected as without the option). Raises :class:`OptionError`.
+    """
+    if value is None:
+        return
+    if isinstance(value, str):
+        if not value:
+            raise OptionError("python", "expected an interpreter path, found an empty string")
+        if len(pythons) > 1:
+            raise OptionError("python", f"one interpreter cannot be Python {' and '.join(pythons)} "
+                                        f"(lock.python lists {len(pythons)} versions): give a mapping of "
+                                        f'version to path, e.g. {{"{pythons[0]}": {value}}}')
+        return
+    if not isinstance(value, Mapping) or not value:
+        raise OptionError("python", "expected an interpreter path or a mapping of Python version to path "
+                                    f"(\"3.12\": /path/to/python3.12), found {value!r:.60}")
+    for key, path in value.items():
+        if isinstance(key, float):
+            raise OptionError("python", f"quote the Python version: YAML reads it as the number {key!r}")
+        if not isinstance(key, str) or not VERSION.fullmatch(key):
+            raise OptionError("python", f"keys are Python versions such as \"3.12\", found {key!r:.40}")
+        if pythons and key not in pythons:
+            raise OptionError("python", f"{key}: lock.python lists no {key} ({', '.join(pythons)})")
+        if not isinstance(path, str) or not path:
+            raise OptionError("python", f"{key}: expected an interpreter path, found {path!r:.40}")
 
 
 # GitHub's macos-14 image: what a macOS lane stands for unless options.macos_version says otherwise
@@ -159,8 +255,9 @@ class MacosRunner:
     name: ClassVar[str] = "macos"
     # macos_version: the macOS the lane stands for where it is predicted rather than run (minimum macOS of
     # the binaries, and Rosetta's CPU: no AVX before 15); default GitHub's macos-14 image
+    # python: a path or a mapping version → path (object here: check_python_option says what is wrong)
     options: ClassVar[Mapping[str, Option]] = {"arch": Option(str, choices=ARCHES, required=True),
-                                               "python": Option(str), "macos_version": Option(str)}
+                                               "python": Option(object), "macos_version": Option(str)}
 
     def resolve(self, lane: LaneConfig) -> LaneTarget:
         arch = arch_mod.lookup(str(lane.options.get("arch", "")))
@@ -168,15 +265,21 @@ class MacosRunner:
             raise OptionError("arch", f"must be one of {', '.join(ARCHES)}")
         if not _MACOS_VERSION.fullmatch(_macos_version(lane)):
             raise OptionError("macos_version", "must be a macOS version such as 14.7 or 15")
+        check_python_option(lane.options.get("python"))
         if arch is arch_mod.X86_64:
             # x86-64 code translated by Rosetta 2 (macOS 11-14: no AVX), as the
             # rosetta2 CPU profile describes it; the GitHub job installs an
-            # x86_64 Python unless the lane names one
+            # x86_64 Python of the job's version (ci-lanes' "python") unless the lane names its own
+            # path (a mapping may leave the job's version out: the workflow fills in only that one)
             return LaneTarget(os="macos", arch=arch.name, cpu=rosetta_profile(_macos_version(lane)),
                               emulator="Rosetta 2", runs_on=GITHUB_MACOS_ARM64,
-                              ci_setup=() if lane.options.get("python") else ("x64_python",))
+                              ci_setup=() if isinstance(lane.options.get("python"), str) else ("x64_python",))
         return LaneTarget(os="macos", arch=arch.name, cpu=DEFAULT_PROFILES["apple-silicon"],
                           runs_on=GITHUB_MACOS_ARM64)
+
+    def check_pythons(self, lane: LaneConfig, pythons: Sequence[str]) -> None:
+        """``options.python`` against ``lock.python`` (``config.parse`` asks): :func:`check_python_option`."""
+        check_python_option(lane.options.get("python"), pythons)
 
     def availability(self, lane: LaneConfig, host: HostFacts) -> Availability:
         arch = lane.options.get("arch")
@@ -194,13 +297,7 @@ class MacosRunner:
             return Availability.no("Rosetta 2 is not installed", ROSETTA_HINT)
         python = lane_python(lane, host)
         if python is None:
-            version = host.python_version or "3.x"
-            looked = ", ".join(p.format(v=version) for p in X86_PYTHON_CANDIDATES)
-            return Availability.no(
-                f"no x86_64-capable Python {version} found (looked for {looked})",
-                f"install the universal2 Python {version} from {PYTHON_ORG} (python.org's installer), "
-                "or set lanes[].options.python to an x86_64 interpreter",
-            )
+            return no_interpreter(lane, host)
         how = "translated by Rosetta 2" if arch == "x86_64" else "native"
         return Availability.yes(f"{how}: arch -{arch} {python}")
 
@@ -210,9 +307,12 @@ class MacosRunner:
         if arch not in ARCHES or python is None:  # the planner only runs available lanes
             available = self.availability(job.lane, job.host)
             raise LaneInfraError(available.reason, available.hint)
+        version = lane_version(job.lane, job.host)
+        _check_interpreter(arch, python, version)
         lock = job_lock(job)  # the pins this lane's environment selects (markers, per-Python tables)
-        venv_dir = job.workdir / "venvs" / f"{job.lane.id}-{arch}"
-        wheel_dir = job.workdir / "wheels" / f"macos-{arch}"
+        venv_dir = job.workdir / "venvs" / f"{result_stem(job.lane.id)}-{arch}"
+        # per version: the wheels listed for the lane (and their hashes checked) are its own version's
+        wheel_dir = job.workdir / "wheels" / f"macos-{arch}-py{version}"
         wheel_dir.mkdir(parents=True, exist_ok=True)
         files = local_wheel_files(lock.wheels, job.config.path.parent)
         local = [p for p in files if macos_wheel_fits(p.name, arch)]
@@ -258,10 +358,26 @@ class MacosRunner:
             # what the self-check holds the lane to: Rosetta's CPU on this macOS, or Apple's
             cpu=(rosetta_profile(job.host.macos_version) if arch == "x86_64"
                  else DEFAULT_PROFILES["apple-silicon"]),
-            facts={"python": python, "arch": arch, "prefix": " ".join(arch_prefix(arch)),
+            facts={"python": python, "python_version": version, "arch": arch,
+                   "prefix": " ".join(arch_prefix(arch)),
                    "venv": str(venv_python(venv_dir)), "macos_version": job.host.macos_version,
                    ROSETTA_ADVERTISE: os.environ.get(ROSETTA_ADVERTISE, "")},
         )
+
+
+def _check_interpreter(arch: str, python: str, version: str) -> None:
+    """Before anything is installed: ``python`` started as the lane starts it is ``version`` on ``arch``."""
+    hint = (f"set lanes[].options.python to a Python {version or '3.x'} that runs as {arch} (for x86_64: "
+            f"the universal2 installer from {PYTHON_ORG})")
+    try:
+        out = run(probe_command(arch, python), timeout=60)
+    except CommandError as exc:
+        bad_cpu = "Bad CPU type" in f"{exc}{exc.stderr}"
+        raise LaneInfraError(f"the lane's interpreter {python} does not start under arch -{arch}: {exc}",
+                             ROSETTA_HINT if bad_cpu and arch == "x86_64" else hint) from exc
+    why = interpreter_mismatch(arch, python, version, out.stdout)
+    if why:
+        raise LaneInfraError(why, hint)
 
 
 def _must(argv: list[str], what: str, env: Mapping[str, str]) -> None:
