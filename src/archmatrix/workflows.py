@@ -94,8 +94,12 @@ def cache_keys(config: MatrixConfig, lane_id: str) -> dict[str, str]:
     """
     lane = config.lane(lane_id)
     target = target_of(lane) or LaneTarget()  # its runner names the base image it builds, if any
-    facts = {"version": WHEEL_CACHE_VERSION, "python": config.lock.python,
-             "packages": dict(sorted(config.lock.packages.items())),
+    # the lane × version's own lock: its Python, its per-Python table entries, every pin's marker
+    lock = config.lock.for_python(target.python or config.lock.python)
+    facts = {"version": WHEEL_CACHE_VERSION, "python": lock.python,
+             "packages": dict(sorted(lock.packages.items())),
+             "pins": sorted(f"{p.name}=={p.version}; {p.marker or ''}" for p in lock.pins
+                            if p.python in (None, lock.python)),
              "runner": lane.runner, "options": {k: str(v) for k, v in sorted(lane.options.items())}}
     digest = hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
     prefix = f"archmatrix-wheels-{_key_part(lane.id)}-"

@@ -393,3 +393,19 @@ def test_baseline_script_without_a_baseline_or_permission_passes_none(tmp_path: 
     # the token may not read actions: no download is tried, the report runs without a baseline
     output, calls = run_baseline(tmp_path / "denied", FAKE_RUNS="250", FAKE_GOOD="250", FAKE_LIST_FAILS="1")
     assert output == "path=\n" and len(calls) == 1
+
+
+def test_wheel_cache_key_of_a_lane_version_follows_that_versions_lock(tmp_path: Path) -> None:
+    def keys(numpy313: str) -> tuple[str, str]:
+        cfg = tmp_path / f"m-{numpy313}.yaml"
+        cfg.write_text('lock: {python: ["3.11", "3.13"], '
+                       f'packages: {{numpy: {{"3.11": "2.3.5", "3.13": "{numpy313}"}}}}}}\n'
+                       "lanes:\n  - {id: arm, runner: docker, options: {platform: linux/arm64}}\n")
+        config = config_mod.load(cfg)
+        return cache_keys(config, "arm@3.11")["wheels"], cache_keys(config, "arm@3.13")["wheels"]
+
+    old311, old313 = keys("2.4.0")
+    new311, new313 = keys("2.4.1")
+    # each version's wheels are keyed by its own Python and pins: a 3.13 pin moves only the 3.13 key
+    assert old311 == new311 and old313 != new313
+    assert old311.rsplit("-", 1)[1] != old313.rsplit("-", 1)[1]
