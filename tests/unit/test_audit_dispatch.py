@@ -38,6 +38,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "leaf_0": build(out, "own_cpuid.c", "-DPROBE_LEAF=0", "-mbmi2", name="leaf_0.so"),
         "spread": build(out, "own_cpuid.c", "-DSPREAD", "-mbmi2", name="spread.so"),
         "baseline": build(out, "baseline.c"),
+        "xgetbv_dispatch": build(out, "xgetbv_probe.c", "-s", name="xgetbv_dispatch.so"),
+        "xgetbv_throughout": build(out, "xgetbv_probe.c", "-DTHROUGHOUT", "-mavx2", "-s",
+                                   name="xgetbv_throughout.so"),
     }
 
 
@@ -143,3 +146,26 @@ def test_a_cpu_below_the_packages_baseline(built: dict[str, Path], tmp_path: Pat
     assert below.reason.startswith("this CPU is below numpy's baseline x86-64-v2")
     assert binary.predictions[NOAVX].prediction is Prediction.PASS  # Westmere has SSE4.2 and POPCNT
     assert report.failed
+
+
+def test_xgetbv_in_a_library_built_for_avx2_throughout_is_not_guarded(built: dict[str, Path]) -> None:
+    """xgetbv asks only whether the OS saves AVX state: Rust's std, abseil or one kernel's check put it in
+    binaries compiled with -mavx2 throughout, which die without AVX2 (tensorflow-io was feared to be one)."""
+    prediction, reason = noavx(built["xgetbv_throughout"])
+    assert prediction is Prediction.UNKNOWN and not prediction.failed  # a warning: the matrix decides
+    assert "xgetbv probe, but AVX2 code in" in reason
+    scan = scanned(built["xgetbv_throughout"]).scan
+    assert scan.guard_status("AVX2")[0] == isa.UNKNOWN
+    assert "xgetbv" in scan.hints and scan.guards == []  # a probe, not machine-wide dispatch evidence
+    assert len(scan.functions["AVX2"]) > isa.CONFINED_SHARE * scan.function_count
+
+
+def test_xgetbv_with_one_target_avx2_function_stays_guarded(built: dict[str, Path]) -> None:
+    """The library's own check (cpuid of a leaf the audit cannot read, then xgetbv) before its one
+    target("avx2") function: the AVX2 code is confined, so the probe guards it."""
+    prediction, reason = noavx(built["xgetbv_dispatch"])
+    assert prediction is Prediction.GUARDED and "xgetbv probe; AVX2 code in 1 of" in reason
+    scan = scanned(built["xgetbv_dispatch"]).scan
+    assert "xgetbv" in scan.hints and scan.guards == [] and scan.cpuid_unknown
+    assert scan.guard_status("AVX2") == (isa.GUARDED,
+                                         f"xgetbv probe; AVX2 code in 1 of {scan.function_count} functions")

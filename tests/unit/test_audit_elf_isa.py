@@ -77,11 +77,17 @@ def test_a_predicted_illegal_instruction_without_avx2_pass_with_it(built: dict[s
 @pytest.mark.parametrize("key", ["dispatch", "dispatch_stripped", "clones"])
 def test_b_dispatched_avx2_is_guarded(built: dict[str, Path], key: str) -> None:
     image = scanned(built[key])
-    assert "AVX2" in image.scan.extensions or "AVX" in image.scan.extensions
-    assert image.scan.guarded
+    ext = "AVX2" if "AVX2" in image.scan.extensions else "AVX"
+    assert ext in image.scan.extensions
     # libgcc's __cpu_indicator_init asks the OS about AVX state with xgetbv:
-    # the evidence that survives stripping
-    assert "xgetbv" in image.scan.guards
+    # the probe that survives stripping. A probe, not dispatch machinery: it
+    # guards the code because the code is confined to the target("avx2") variant.
+    assert image.scan.xgetbv and "xgetbv" in image.scan.hints and "xgetbv" not in image.scan.guards
+    status, evidence = image.scan.guard_status(ext)
+    assert status == isa.GUARDED
+    assert image.scan.guarded == (key != "dispatch_stripped")
+    if key == "dispatch_stripped":
+        assert evidence.startswith(f"cpuid leaf 7, xgetbv probe; {ext} code in 1 of ")
     lanes = targets()
     assert predict([image], lanes["linux-x86_64-noavx"]).prediction is Prediction.GUARDED
     assert predict([image], lanes["host"]).prediction is Prediction.PASS
