@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
@@ -182,3 +183,32 @@ def test_guarded_binaries_are_sampled_within_the_budget() -> None:
     assert not scan.complete
     assert scan.decoded < 20_000
     assert scan.extensions["AVX2"] > 0
+
+
+def _xgetbv_library(avx_share: float, count: int = 4000) -> Image:
+    """``count`` functions of 64 bytes, one asking xgetbv, a random ``avx_share`` of them with AVX2 code."""
+    rng = random.Random(7)
+    plain = b"\x90" * 63 + b"\xc3"  # nops, ret
+    avx2 = bytes.fromhex("c5fdfec1") + b"\x90" * 59 + b"\xc3"  # vpaddd ymm0, ymm0, ymm1; …; ret
+    probe = bytes.fromhex("31c90f01d0") + b"\x90" * 58 + b"\xc3"  # xor ecx, ecx; xgetbv; …; ret
+    code = probe + b"".join(avx2 if rng.random() < avx_share else plain for _ in range(count - 1))
+    return Image("elf", "linux", "x86_64", code, code=[Region(0, len(code), 0x1000)],
+                 anchors=list(range(0, len(code), 64)))
+
+
+@pytest.mark.parametrize(("share", "status"), [(0.6, isa.UNKNOWN), (0.05, isa.GUARDED)])
+def test_a_large_binary_whose_only_probe_is_xgetbv_is_read_by_whole_functions(share: float, status: str) -> None:
+    """Not sampled like dispatch machinery (that would leave its share unread), not scanned whole
+    (polars: 75 s): functions spread over it, each decoded whole, give the same share."""
+    image = _xgetbv_library(share)
+    full = isa.scan(image, budget=10**9)
+    assert full.complete and not full.sampled_functions
+    sampled = isa.scan(image)
+    assert sampled.xgetbv and not sampled.guarded and not sampled.complete
+    assert isa.FUNCTION_SAMPLE <= sampled.sampled_functions < len(image.anchors)
+    assert sampled.decoded < full.decoded
+    full_share = len(full.functions["AVX2"]) / full.function_count
+    sampled_share = len(sampled.functions["AVX2"]) / sampled.sampled_functions
+    assert abs(full_share - share) < 0.02 and abs(sampled_share - full_share) < 0.05
+    assert full.guard_status("AVX2")[0] == sampled.guard_status("AVX2")[0] == status
+    assert f"of {sampled.sampled_functions} sampled functions" in sampled.guard_status("AVX2")[1]
