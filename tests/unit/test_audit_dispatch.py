@@ -18,6 +18,7 @@ from archmatrix.audit import elf, isa
 from archmatrix.audit.predict import QEMU_MODEL_MISSING, LaneTarget, Prediction, predict
 from archmatrix.audit.render import render
 from archmatrix.audit.report import ImageAudit, audit
+from archmatrix.rootcause import audit_scan
 
 NOAVX = "linux-x86_64-noavx"
 # numpy >= 2.4's x86-64 wheels need x86-64-v2; qemu's default qemu64 model lacks it
@@ -169,3 +170,11 @@ def test_xgetbv_with_one_target_avx2_function_stays_guarded(built: dict[str, Pat
     assert "xgetbv" in scan.hints and scan.guards == [] and scan.cpuid_unknown
     assert scan.guard_status("AVX2") == (isa.GUARDED,
                                          f"xgetbv probe; AVX2 code in 1 of {scan.function_count} functions")
+
+
+def test_root_cause_names_the_avx2_throughout_library_not_the_dispatching_one(built: dict[str, Path]) -> None:
+    """After a real illegal instruction, the binaries the audit calls guarded are not suspects."""
+    throughout, dispatch = audit_scan(built["xgetbv_throughout"]), audit_scan(built["xgetbv_dispatch"])
+    assert throughout is not None and dispatch is not None
+    assert "AVX2" in throughout.extensions and not throughout.guarded
+    assert "AVX2" in dispatch.extensions and dispatch.guarded
