@@ -197,7 +197,7 @@ def _xgetbv_library(avx_share: float, count: int = 4000) -> Image:
 
 
 @pytest.mark.parametrize(("share", "status"), [(0.6, isa.UNKNOWN), (0.05, isa.GUARDED)])
-def test_a_large_binary_whose_only_probe_is_xgetbv_is_read_by_whole_functions(share: float, status: str) -> None:
+def test_a_large_xgetbv_only_binary_is_read_by_whole_functions(share: float, status: str) -> None:
     """Not sampled like dispatch machinery (that would leave its share unread), not scanned whole
     (polars: 75 s): functions spread over it, each decoded whole, give the same share."""
     image = _xgetbv_library(share)
