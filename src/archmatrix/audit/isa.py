@@ -57,6 +57,7 @@ instruction sits behind the check.
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -506,12 +507,15 @@ def _function_sample(image: Image, nbytes: int) -> tuple[list[Region], int]:
     if total <= nbytes or len(starts) < 2 * FUNCTION_SAMPLE:
         return image.code, 0
     step = len(starts) // FUNCTION_SAMPLE
+    code = sorted(image.code, key=lambda r: r.offset)
+    offsets = [r.offset for r in code]  # bisected: a hostile file can have 65 535 regions
     out: list[Region] = []
     for i in range(0, len(starts), step):
         start = starts[i]
-        region = next((r for r in image.code if r.offset <= start < r.end), None)
-        if region is None:
+        at = bisect.bisect_right(offsets, start) - 1
+        if at < 0 or start >= code[at].end:
             continue
+        region = code[at]
         end = min(starts[i + 1] if i + 1 < len(starts) else region.end, region.end, start + MAX_FUNCTION)
         out.append(Region(start, end - start, region.vaddr + (start - region.offset)))
     return out, len(out)
