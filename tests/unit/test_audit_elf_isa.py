@@ -212,3 +212,20 @@ def test_a_large_xgetbv_only_binary_is_read_by_whole_functions(share: float, sta
     assert abs(full_share - share) < 0.02 and abs(sampled_share - full_share) < 0.05
     assert full.guard_status("AVX2")[0] == sampled.guard_status("AVX2")[0] == status
     assert f"of {sampled.sampled_functions} sampled functions" in sampled.guard_status("AVX2")[1]
+
+
+@pytest.mark.parametrize(("every", "status"), [(0, isa.GUARDED), (256, isa.UNKNOWN)])
+def test_without_a_function_table_confinement_is_counted_in_pages(every: int, status: str) -> None:
+    """A stripped Go executable has no unwind table: its only known instruction start is the code's own.
+
+    Counted in functions, any AVX would be in "1 of 1"; counted in 4 KiB pages, Go's runtime
+    (AVX2 memmove behind internal/cpu, xgetbv included) is confined and code built for AVX2 is not.
+    """
+    vpaddd, nops = bytes.fromhex("c5fdfec1"), b"\x90" * 252
+    body = (vpaddd + nops) * 256 if every else b"\x90" * 64 * 1024 + vpaddd
+    code = bytes.fromhex("31c90f01d0") + body + b"\xc3"  # xor ecx, ecx; xgetbv; …; ret
+    image = Image("elf", "linux", "x86_64", code, code=[Region(0, len(code), 0x1000)], anchors=[0])
+    scan = isa.scan(image)
+    assert scan.unit == "code pages" and scan.function_count == 17
+    assert scan.guard_status("AVX2")[0] == status
+    assert "AVX2 code in " + ("16" if every else "1") + " of 17 code pages" in scan.guard_status("AVX2")[1]

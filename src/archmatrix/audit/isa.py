@@ -38,7 +38,8 @@ extension (:meth:`IsaScan.guard_status`), in three answers:
   for one kernel, or for none of their code (Rust's std feature detection,
   abseil): it says the binary asks, not that this code waits for the answer.
   AVX, AVX2, FMA, F16C and BMI count as one for "confined" (a ``-mavx2``
-  build is mostly the VEX form of SSE, AVX2 proper in few functions);
+  build is mostly the VEX form of SSE, AVX2 proper in few functions), and
+  a binary without a function table is counted in 4 KiB pages;
 - **unknown**: the binary probes the CPU, but the probe cannot be tied to
   the extension (an undecodable cpuid leaf, or the extension's code spread
   over much of the binary): a warning, not a predicted failure;
@@ -179,6 +180,7 @@ VEX_FAMILY = (AVX, AVX2, FMA, F16C, BMI)
 # whole (up to MAX_FUNCTION bytes), when its code is larger than the byte budget.
 FUNCTION_SAMPLE = 1500
 MAX_FUNCTION = 16 * 1024
+PAGE, PAGES = 4096, "code pages"  # 4 KiB
 
 GUARDED, UNKNOWN, UNGUARDED = "guarded", "unknown", "unguarded"
 
@@ -214,7 +216,8 @@ class IsaScan:
     cpuid_unknown: int = 0  # cpuid instructions whose leaf the scan could not read
     os_probes: list[str] = field(default_factory=list)  # getauxval, macOS sysctl hw.optional
     functions: dict[str, set[int]] = field(default_factory=dict)  # extension → functions using it
-    function_count: int = 0  # functions the image has (known starts)
+    function_count: int = 0  # functions the image has (known starts), or its code pages (``unit``)
+    unit: str = "functions"  # what function_count and ``functions`` count
     sampled_functions: int = 0  # >0: ``functions`` holds only this many functions' code (a sample)
     xgetbv: bool = False  # the code asks whether the OS saves AVX state: a probe, not dispatch
     baseline: str = ""  # a level the whole binary is built for ("x86-64-v2"), from its own text
@@ -258,7 +261,7 @@ class IsaScan:
         own = len(self.functions.get(extension, ()))
         among = self.sampled_functions or self.function_count
         of = f"{among} sampled" if self.sampled_functions else f"{among}"
-        text = f"{extension} code in {own} of {of} functions"
+        text = f"{extension} code in {own} of {of} {self.unit}"
         if extension not in VEX_FAMILY:
             return own, text
         family = len(set().union(*(self.functions.get(e, set()) for e in VEX_FAMILY)))
@@ -333,8 +336,20 @@ def _static_evidence(image: Image, data: bytes, result: IsaScan) -> None:
     if "sysctlbyname" in image.imports and any(
             data.find(m, a, b) >= 0 for m in _MACOS_SYSCTL_PROBE for a, b in ranges):
         result.add_guard("macOS sysctl hw.optional")
-    result.function_count = len(image.anchors)
+    if len(image.anchors) > len(image.code):
+        result.function_count = len(image.anchors)
+    else:
+        # no function starts known beyond the code's own (a stripped Go
+        # executable has no unwind table): "confined" is then counted in
+        # pages, or any extension would be in "1 of 1 functions"
+        result.unit = PAGES
+        result.function_count = sum(-(-r.size // PAGE) for r in image.code)
     result.baseline = _baseline(data, ranges)
+
+
+def _place(image: Image, result: IsaScan, offset: int) -> int | None:
+    """The unit the code at ``offset`` is in: its function's start, or its page."""
+    return offset // PAGE if result.unit == PAGES else image.anchor_before(offset)
 
 
 # numpy's own text: "NumPy was built with baseline optimizations: \n(X86_V2) but …"
@@ -438,7 +453,8 @@ def _scan_x86(image: Image, data: bytes, result: IsaScan, budget: int) -> None:
             if insn is not None and insn[2] != ".byte":
                 addr, _size, mnemonic, op_str = insn
                 ext = AVX512 if data[m.start()] == 0x62 else classify_vex(mnemonic, op_str)
-                result.found(ext, 1, _text(addr, image, region, mnemonic, op_str), image.anchor_before(addr))
+                text = _text(addr, image, region, mnemonic, op_str)
+                result.found(ext, 1, text, _place(image, result, addr))
         if result.guarded and result.decoded - spent > budget:
             result.complete = False
             return
@@ -572,7 +588,7 @@ def _scan_aarch64(image: Image, data: bytes, result: IsaScan, budget: int) -> No
             _addr, _size, mnemonic, op_str = decoded[0]
             ext = SVE2 if mnemonic in _SVE2_ONLY else SVE
             vaddr = region.vaddr + (word_off - region.offset)
-            result.found(ext, 1, f"{vaddr:#x}: {mnemonic} {op_str}".rstrip(), image.anchor_before(word_off))
+            result.found(ext, 1, f"{vaddr:#x}: {mnemonic} {op_str}".rstrip(), _place(image, result, word_off))
         if result.guarded and result.decoded - spent > budget:
             result.complete = False
             return
