@@ -188,7 +188,7 @@ def test_guarded_binaries_are_sampled_within_the_budget() -> None:
 def _xgetbv_library(avx_share: float, count: int = 4000) -> Image:
     """``count`` functions of 64 bytes, one asking xgetbv, a random ``avx_share`` of them with AVX2 code."""
     rng = random.Random(7)
-    plain = b"\x90" * 63 + b"\xc3"  # nops, ret
+    plain = bytes.fromhex("0f1007") + b"\x90" * 60 + b"\xc3"  # movups xmm0, [rdi] (SSE); nops; ret
     avx2 = bytes.fromhex("c5fdfec1") + b"\x90" * 59 + b"\xc3"  # vpaddd ymm0, ymm0, ymm1; …; ret
     probe = bytes.fromhex("31c90f01d0") + b"\x90" * 58 + b"\xc3"  # xor ecx, ecx; xgetbv; …; ret
     code = probe + b"".join(avx2 if rng.random() < avx_share else plain for _ in range(count - 1))
