@@ -229,3 +229,22 @@ def test_without_a_function_table_confinement_is_counted_in_pages(every: int, st
     assert scan.unit == "code pages" and scan.function_count == 17
     assert scan.guard_status("AVX2")[0] == status
     assert "AVX2 code in " + ("16" if every else "1") + " of 17 code pages" in scan.guard_status("AVX2")[1]
+
+
+def test_a_cpu_query_in_a_sibling_library_is_a_probe() -> None:
+    """pyarrow's libarrow_compute has its *_avx2 kernels and no cpuid: it asks libarrow.so's CpuInfo.
+
+    Read alone it looked unguarded (a predicted illegal instruction where pyarrow runs); the
+    import is a probe, held to the same rules as the library's own cpuid.
+    """
+    sse = bytes.fromhex("0f1007") + b"\x90" * 60 + b"\xc3"  # movups xmm0, [rdi]; nops; ret
+    avx2 = bytes.fromhex("c5fdfec1") + b"\x90" * 59 + b"\xc3"  # vpaddd ymm0, ymm0, ymm1; nops; ret
+    code = avx2 * 3 + sse * 97
+    for symbols, status in ((b"\0PyInit_x\0", isa.UNGUARDED),
+                            (b"\0_ZN5arrow8internal7CpuInfo11GetInstanceEv\0", isa.GUARDED)):
+        image = Image("elf", "linux", "x86_64", code + symbols, code=[Region(0, len(code), 0x1000)],
+                      anchors=list(range(0, len(code), 64)))
+        scan = isa.scan(image)
+        assert scan.guard_status("AVX2")[0] == status
+    assert scan.cpu_queries == ["Arrow CpuInfo"]
+    assert scan.guard_status("AVX2")[1] == "Arrow CpuInfo probe; AVX2 code in 3 of 100 functions"

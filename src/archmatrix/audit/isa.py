@@ -33,7 +33,8 @@ extension (:meth:`IsaScan.guard_status`), in three answers:
   its 822 functions; a library compiled with ``-mavx2`` throughout has AVX
   code everywhere: polars-runtime-32 in 55 % of its functions). A probe is a
   ``cpuid`` of the leaf that reports that extension (zstd's BMI2 decoders,
-  xxHash, lz4, brotli) or an ``xgetbv``. xgetbv only asks whether the OS
+  xxHash, lz4, brotli), a CPU query imported from a sibling library
+  (pyarrow's ``CpuInfo``), or an ``xgetbv``. xgetbv only asks whether the OS
   saves AVX state; every AVX check runs it, so it is in binaries that check
   for one kernel, or for none of their code (Rust's std feature detection,
   abseil): it says the binary asks, not that this code waits for the answer.
@@ -162,6 +163,12 @@ STRONG_MARKERS: tuple[tuple[bytes, str], ...] = (
     # the global libdeflate's CPU probe fills (hidden: only in unstripped files)
     (b"libdeflate_x86_cpu_features", "libdeflate CPU dispatch"),
 )
+# A CPU query the library calls in a sibling library, where the cpuid is
+# (pyarrow's libarrow_compute and libarrow_acero ask libarrow.so's CpuInfo
+# before their *_avx2 kernels): a probe like the library's own cpuid.
+CPU_QUERY_IMPORTS: tuple[tuple[bytes, str], ...] = (
+    (b"_ZN5arrow8internal7CpuInfo", "Arrow CpuInfo"),
+)
 WEAK_MARKERS: tuple[tuple[bytes, str], ...] = (
     (b"npyv_", "npyv_ strings"),
 )
@@ -232,6 +239,7 @@ class IsaScan:
     unit: str = "functions"  # what function_count and ``functions`` count
     sampled_functions: int = 0  # >0: ``functions`` holds only this many functions' code (a sample)
     xgetbv: bool = False  # the code asks whether the OS saves AVX state: a probe, not dispatch
+    cpu_queries: list[str] = field(default_factory=list)  # CPU_QUERY_IMPORTS the binary calls
     legacy_sse: int | None = None  # legacy-SSE vector instructions seen (None: not counted)
     baseline: str = ""  # a level the whole binary is built for ("x86-64-v2"), from its own text
 
@@ -256,6 +264,8 @@ class IsaScan:
             # the audit may not read): proof that the binary asks the CPU, not
             # that this code waits for the answer
             probes.append("xgetbv")
+        if leaf is not None:
+            probes.extend(self.cpu_queries)
         if extension in (SVE, SVE2):
             probes = list(self.os_probes)
         spread, share = self._share(extension)
@@ -352,6 +362,9 @@ def _static_evidence(image: Image, data: bytes, result: IsaScan) -> None:
     for marker, label in WEAK_MARKERS:
         if any(data.find(marker, a, b) >= 0 for a, b in ranges):
             result.add_hint(label)
+    for marker, label in CPU_QUERY_IMPORTS:
+        if any(data.find(marker, a, b) >= 0 for a, b in ranges):
+            result.cpu_queries.append(label)
     if image.ifuncs:
         result.add_guard("ifunc")
     # getauxval(AT_HWCAP) is how Linux code asks for CPU features on Arm, but
@@ -500,7 +513,8 @@ def _scan_x86(image: Image, data: bytes, result: IsaScan, budget: int) -> None:
         if result.guarded and result.decoded - spent > budget:
             result.complete = False
             return
-    if not result.guarded and (result.xgetbv or result.cpuid_leaves) and result.vex_vector >= MIN_VEX:
+    probed = result.xgetbv or result.cpuid_leaves or result.cpu_queries
+    if not result.guarded and probed and result.vex_vector >= MIN_VEX:
         # a probe may guard this code: unless the whole binary is built for AVX
         result.legacy_sse = _legacy_sse(image, data, regions, result, SSE_PER_VEX * result.vex_vector)
 
