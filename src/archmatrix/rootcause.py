@@ -210,7 +210,9 @@ def audit_scan(path: Path) -> BinaryScan | None:
     if not images:
         return None
     result = isa.scan(images[0])
-    return BinaryScan(tuple(result.sorted_extensions()), result.guarded, dict(result.examples))
+    # guarded as the audit predicts it: dispatch machinery, or a probe with the code confined
+    guarded = all(result.guard_status(e)[0] == isa.GUARDED for e in result.extensions)
+    return BinaryScan(tuple(result.sorted_extensions()), guarded, dict(result.examples))
 
 
 def attribute_illegal_instructions(result: LaneResult, *, scan: Scanner = audit_scan) -> LaneResult:

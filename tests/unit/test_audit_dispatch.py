@@ -18,6 +18,7 @@ from archmatrix.audit import elf, isa
 from archmatrix.audit.predict import QEMU_MODEL_MISSING, LaneTarget, Prediction, predict
 from archmatrix.audit.render import render
 from archmatrix.audit.report import ImageAudit, audit
+from archmatrix.rootcause import audit_scan
 
 NOAVX = "linux-x86_64-noavx"
 # numpy >= 2.4's x86-64 wheels need x86-64-v2; qemu's default qemu64 model lacks it
@@ -38,6 +39,11 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "leaf_0": build(out, "own_cpuid.c", "-DPROBE_LEAF=0", "-mbmi2", name="leaf_0.so"),
         "spread": build(out, "own_cpuid.c", "-DSPREAD", "-mbmi2", name="spread.so"),
         "baseline": build(out, "baseline.c"),
+        "xgetbv_dispatch": build(out, "xgetbv_probe.c", "-s", name="xgetbv_dispatch.so"),
+        "xgetbv_throughout": build(out, "xgetbv_probe.c", "-DTHROUGHOUT", "-mavx2", "-s",
+                                   name="xgetbv_throughout.so"),
+        "xgetbv_mostly_integer": build(out, "xgetbv_probe.c", "-DTHROUGHOUT", "-DINTEGER_CODE", "-mavx2",
+                                       "-s", name="xgetbv_mostly_integer.so"),
     }
 
 
@@ -143,3 +149,47 @@ def test_a_cpu_below_the_packages_baseline(built: dict[str, Path], tmp_path: Pat
     assert below.reason.startswith("this CPU is below numpy's baseline x86-64-v2")
     assert binary.predictions[NOAVX].prediction is Prediction.PASS  # Westmere has SSE4.2 and POPCNT
     assert report.failed
+
+
+def test_xgetbv_in_a_library_built_for_avx2_throughout_is_not_guarded(built: dict[str, Path]) -> None:
+    """xgetbv asks only whether the OS saves AVX state: Rust's std, abseil or one kernel's check put it in
+    binaries compiled with -mavx2 throughout, which die without AVX2 (tensorflow-io was feared to be one)."""
+    prediction, reason = noavx(built["xgetbv_throughout"])
+    assert prediction is Prediction.UNKNOWN and not prediction.failed  # a warning: the matrix decides
+    assert "xgetbv probe, but AVX2 code in" in reason
+    scan = scanned(built["xgetbv_throughout"]).scan
+    assert scan.guard_status("AVX2")[0] == isa.UNKNOWN
+    assert "xgetbv" in scan.hints and scan.guards == []  # a probe, not machine-wide dispatch evidence
+    assert len(scan.functions["AVX2"]) > isa.CONFINED_SHARE * scan.function_count
+
+
+def test_built_for_avx2_throughout_with_avx2_in_few_functions_is_not_guarded(built: dict[str, Path]) -> None:
+    """Mostly integer code: AVX2 in under a quarter of the functions (pyllamacpp's -mavx2 macOS build has
+    AVX in 23 %, faiss's dispatched kernels are in 24 %). What tells them apart: a compiler building
+    for AVX leaves no legacy SSE (pyllamacpp: 0 to 12 000 VEX), a baseline build keeps it (faiss:
+    13 700 to 22 600 VEX in the same sample)."""
+    prediction, reason = noavx(built["xgetbv_mostly_integer"])
+    assert prediction is Prediction.UNKNOWN and not prediction.failed
+    assert "no legacy SSE code: built for AVX throughout" in reason
+    scan = scanned(built["xgetbv_mostly_integer"]).scan
+    assert len(scan.functions["AVX2"]) <= isa.CONFINED_SHARE * scan.function_count  # confined by the share
+    assert scan.legacy_sse == 0 and scan.vex_vector >= isa.MIN_VEX and scan.built_for_avx
+
+
+def test_xgetbv_with_one_target_avx2_function_stays_guarded(built: dict[str, Path]) -> None:
+    """The library's own check (cpuid of a leaf the audit cannot read, then xgetbv) before its one
+    target("avx2") function: the AVX2 code is confined, so the probe guards it."""
+    prediction, reason = noavx(built["xgetbv_dispatch"])
+    assert prediction is Prediction.GUARDED and "xgetbv probe; AVX2 code in 1 of" in reason
+    scan = scanned(built["xgetbv_dispatch"]).scan
+    assert "xgetbv" in scan.hints and scan.guards == [] and scan.cpuid_unknown and not scan.built_for_avx
+    assert scan.guard_status("AVX2") == (isa.GUARDED,
+                                         f"xgetbv probe; AVX2 code in 1 of {scan.function_count} functions")
+
+
+def test_root_cause_names_the_avx2_throughout_library_not_the_dispatching_one(built: dict[str, Path]) -> None:
+    """After a real illegal instruction, the binaries the audit calls guarded are not suspects."""
+    throughout, dispatch = audit_scan(built["xgetbv_throughout"]), audit_scan(built["xgetbv_dispatch"])
+    assert throughout is not None and dispatch is not None
+    assert "AVX2" in throughout.extensions and not throughout.guarded
+    assert "AVX2" in dispatch.extensions and dispatch.guarded

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
@@ -77,11 +78,17 @@ def test_a_predicted_illegal_instruction_without_avx2_pass_with_it(built: dict[s
 @pytest.mark.parametrize("key", ["dispatch", "dispatch_stripped", "clones"])
 def test_b_dispatched_avx2_is_guarded(built: dict[str, Path], key: str) -> None:
     image = scanned(built[key])
-    assert "AVX2" in image.scan.extensions or "AVX" in image.scan.extensions
-    assert image.scan.guarded
+    ext = "AVX2" if "AVX2" in image.scan.extensions else "AVX"
+    assert ext in image.scan.extensions
     # libgcc's __cpu_indicator_init asks the OS about AVX state with xgetbv:
-    # the evidence that survives stripping
-    assert "xgetbv" in image.scan.guards
+    # the probe that survives stripping. A probe, not dispatch machinery: it
+    # guards the code because the code is confined to the target("avx2") variant.
+    assert image.scan.xgetbv and "xgetbv" in image.scan.hints and "xgetbv" not in image.scan.guards
+    status, evidence = image.scan.guard_status(ext)
+    assert status == isa.GUARDED
+    assert image.scan.guarded == (key != "dispatch_stripped")
+    if key == "dispatch_stripped":
+        assert evidence.startswith(f"cpuid leaf 7, xgetbv probe; {ext} code in 1 of ")
     lanes = targets()
     assert predict([image], lanes["linux-x86_64-noavx"]).prediction is Prediction.GUARDED
     assert predict([image], lanes["host"]).prediction is Prediction.PASS
@@ -176,3 +183,68 @@ def test_guarded_binaries_are_sampled_within_the_budget() -> None:
     assert not scan.complete
     assert scan.decoded < 20_000
     assert scan.extensions["AVX2"] > 0
+
+
+def _xgetbv_library(avx_share: float, count: int = 4000) -> Image:
+    """``count`` functions of 64 bytes, one asking xgetbv, a random ``avx_share`` of them with AVX2 code."""
+    rng = random.Random(7)
+    plain = bytes.fromhex("0f1007") + b"\x90" * 60 + b"\xc3"  # movups xmm0, [rdi] (SSE); nops; ret
+    avx2 = bytes.fromhex("c5fdfec1") + b"\x90" * 59 + b"\xc3"  # vpaddd ymm0, ymm0, ymm1; …; ret
+    probe = bytes.fromhex("31c90f01d0") + b"\x90" * 58 + b"\xc3"  # xor ecx, ecx; xgetbv; …; ret
+    code = probe + b"".join(avx2 if rng.random() < avx_share else plain for _ in range(count - 1))
+    return Image("elf", "linux", "x86_64", code, code=[Region(0, len(code), 0x1000)],
+                 anchors=list(range(0, len(code), 64)))
+
+
+@pytest.mark.parametrize(("share", "status"), [(0.6, isa.UNKNOWN), (0.05, isa.GUARDED)])
+def test_a_large_xgetbv_only_binary_is_read_by_whole_functions(share: float, status: str) -> None:
+    """Not sampled like dispatch machinery (that would leave its share unread), not scanned whole
+    (polars: 75 s): functions spread over it, each decoded whole, give the same share."""
+    image = _xgetbv_library(share)
+    full = isa.scan(image, budget=10**9)
+    assert full.complete and not full.sampled_functions
+    sampled = isa.scan(image)
+    assert sampled.xgetbv and not sampled.guarded and not sampled.complete
+    assert isa.FUNCTION_SAMPLE <= sampled.sampled_functions < len(image.anchors)
+    assert sampled.decoded < full.decoded
+    full_share = len(full.functions["AVX2"]) / full.function_count
+    sampled_share = len(sampled.functions["AVX2"]) / sampled.sampled_functions
+    assert abs(full_share - share) < 0.02 and abs(sampled_share - full_share) < 0.05
+    assert full.guard_status("AVX2")[0] == sampled.guard_status("AVX2")[0] == status
+    assert f"of {sampled.sampled_functions} sampled functions" in sampled.guard_status("AVX2")[1]
+
+
+@pytest.mark.parametrize(("every", "status"), [(0, isa.GUARDED), (256, isa.UNKNOWN)])
+def test_without_a_function_table_confinement_is_counted_in_pages(every: int, status: str) -> None:
+    """A stripped Go executable has no unwind table: its only known instruction start is the code's own.
+
+    Counted in functions, any AVX would be in "1 of 1"; counted in 4 KiB pages, Go's runtime
+    (AVX2 memmove behind internal/cpu, xgetbv included) is confined and code built for AVX2 is not.
+    """
+    vpaddd, nops = bytes.fromhex("c5fdfec1"), b"\x90" * 252
+    body = (vpaddd + nops) * 256 if every else b"\x90" * 64 * 1024 + vpaddd
+    code = bytes.fromhex("31c90f01d0") + body + b"\xc3"  # xor ecx, ecx; xgetbv; …; ret
+    image = Image("elf", "linux", "x86_64", code, code=[Region(0, len(code), 0x1000)], anchors=[0])
+    scan = isa.scan(image)
+    assert scan.unit == "code pages" and scan.function_count == 17
+    assert scan.guard_status("AVX2")[0] == status
+    assert "AVX2 code in " + ("16" if every else "1") + " of 17 code pages" in scan.guard_status("AVX2")[1]
+
+
+def test_a_cpu_query_in_a_sibling_library_is_a_probe() -> None:
+    """pyarrow's libarrow_compute has its *_avx2 kernels and no cpuid: it asks libarrow.so's CpuInfo.
+
+    Read alone it looked unguarded (a predicted illegal instruction where pyarrow runs); the
+    import is a probe, held to the same rules as the library's own cpuid.
+    """
+    sse = bytes.fromhex("0f1007") + b"\x90" * 60 + b"\xc3"  # movups xmm0, [rdi]; nops; ret
+    avx2 = bytes.fromhex("c5fdfec1") + b"\x90" * 59 + b"\xc3"  # vpaddd ymm0, ymm0, ymm1; nops; ret
+    code = avx2 * 3 + sse * 97
+    for symbols, status in ((b"\0PyInit_x\0", isa.UNGUARDED),
+                            (b"\0_ZN5arrow8internal7CpuInfo11GetInstanceEv\0", isa.GUARDED)):
+        image = Image("elf", "linux", "x86_64", code + symbols, code=[Region(0, len(code), 0x1000)],
+                      anchors=list(range(0, len(code), 64)))
+        scan = isa.scan(image)
+        assert scan.guard_status("AVX2")[0] == status
+    assert scan.cpu_queries == ["Arrow CpuInfo"]
+    assert scan.guard_status("AVX2")[1] == "Arrow CpuInfo probe; AVX2 code in 3 of 100 functions"

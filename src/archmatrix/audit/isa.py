@@ -23,22 +23,40 @@ capstone confirms the word.
 Whether code the CPU may lack is behind a CPU check is decided per
 extension (:meth:`IsaScan.guard_status`), in three answers:
 
-- **guarded**: the binary carries dispatch machinery — xgetbv (only needed
-  to ask whether the OS saves AVX state), libgcc's ``__cpu_model`` /
-  ``__cpu_indicator_init`` (``__builtin_cpu_supports``, function
-  multiversioning, ``target_clones``), ifunc resolvers (STT_GNU_IFUNC),
-  numpy's ``__cpu_features__``, OpenBLAS DYNAMIC_ARCH, FMV resolvers, the
-  macOS ``hw.optional`` sysctls — or the library asks the CPU itself (a
-  ``cpuid`` of the leaf that reports that extension: zstd's BMI2 decoders,
-  xxHash, lz4, brotli) and the extension's code is confined to a few
-  functions (what ``__attribute__((target("…")))`` variants look like: zstd
-  has BMI2 in 18 of its 822 functions; a library compiled with ``-mavx2``
-  throughout has it everywhere);
+- **guarded**: the binary carries dispatch machinery — libgcc's
+  ``__cpu_model`` / ``__cpu_indicator_init`` (``__builtin_cpu_supports``,
+  function multiversioning, ``target_clones``), ifunc resolvers
+  (STT_GNU_IFUNC), numpy's ``__cpu_features__``, OpenBLAS DYNAMIC_ARCH, FMV
+  resolvers, the macOS ``hw.optional`` sysctls — or it probes the CPU itself
+  and the extension's code is confined to a few functions (what
+  ``__attribute__((target("…")))`` variants look like: zstd has BMI2 in 18 of
+  its 822 functions; a library compiled with ``-mavx2`` throughout has AVX
+  code everywhere: polars-runtime-32 in 55 % of its functions). A probe is a
+  ``cpuid`` of the leaf that reports that extension (zstd's BMI2 decoders,
+  xxHash, lz4, brotli), a CPU query imported from a sibling library
+  (pyarrow's ``CpuInfo``), or an ``xgetbv``. xgetbv only asks whether the OS
+  saves AVX state; every AVX check runs it, so it is in binaries that check
+  for one kernel, or for none of their code (Rust's std feature detection,
+  abseil): it says the binary asks, not that this code waits for the answer.
+  AVX, AVX2, FMA, F16C and BMI count as one for "confined" (a ``-mavx2``
+  build is mostly the VEX form of SSE, AVX2 proper in few functions), and
+  a binary without a function table is counted in 4 KiB pages. The share
+  alone does not separate the two (pyllamacpp's ``-mavx2`` macOS build has
+  AVX in 23 % of its functions, faiss's dispatched kernels are in 24 %): a
+  compiler building for AVX leaves no legacy SSE in the binary, a baseline
+  build keeps it in its ordinary code, so a probe never guards the AVX
+  family in a binary with (almost) no legacy SSE next to its VEX code;
 - **unknown**: the binary probes the CPU, but the probe cannot be tied to
   the extension (an undecodable cpuid leaf, or the extension's code spread
   over much of the binary): a warning, not a predicted failure;
 - **unguarded**: no probe at all (or only probes of other features): the
   code runs whatever the CPU, and a CPU without the extension dies.
+
+A binary with machine-wide dispatch evidence has its code sampled by bytes
+(the verdict is guarded whatever more it finds); one whose only probe is
+xgetbv, when large, by whole functions spread over it, so the share of
+functions is still measured (polars: 55 % from 1 500 functions, as from all
+125 000, in 2 s instead of 75).
 
 This is a per-binary reading of the bytes, not a proof that every such
 instruction sits behind the check.
@@ -46,6 +64,7 @@ instruction sits behind the check.
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -144,6 +163,12 @@ STRONG_MARKERS: tuple[tuple[bytes, str], ...] = (
     # the global libdeflate's CPU probe fills (hidden: only in unstripped files)
     (b"libdeflate_x86_cpu_features", "libdeflate CPU dispatch"),
 )
+# A CPU query the library calls in a sibling library, where the cpuid is
+# (pyarrow's libarrow_compute and libarrow_acero ask libarrow.so's CpuInfo
+# before their *_avx2 kernels): a probe like the library's own cpuid.
+CPU_QUERY_IMPORTS: tuple[tuple[bytes, str], ...] = (
+    (b"_ZN5arrow8internal7CpuInfo", "Arrow CpuInfo"),
+)
 WEAK_MARKERS: tuple[tuple[bytes, str], ...] = (
     (b"npyv_", "npyv_ strings"),
 )
@@ -154,6 +179,27 @@ CPUID_LEAF = {AVX: 1, FMA: 1, F16C: 1, AVX2: 7, BMI: 7, AVX512: 7, AMX: 7}
 # target("…") variants behind a library's own probe are a few functions; code
 # compiled for the extension throughout is in far more.
 CONFINED_SHARE = 0.25
+# Code compiled with -mavx2 (x86-64-v3) throughout is mostly the VEX form of
+# plain SSE (AVX: polars-runtime-32 has it in 55 % of its functions) and only
+# here and there an AVX2, FMA or BMI instruction (5 %, 0 %, 8 %): so the
+# share that says whether code is confined counts these together. AVX-512 and
+# AMX are not in it: a -mavx2 build has none, and the few functions that have
+# them are dispatched (the same 66 are in polars' no-AVX build).
+VEX_FAMILY = (AVX, AVX2, FMA, F16C, BMI)
+# A binary whose only probe is xgetbv is too common to sample like dispatch
+# machinery and too large to always scan whole (polars: 170 MB, 75 s): its
+# share is read from this many functions spread evenly over it, each decoded
+# whole (up to MAX_FUNCTION bytes), when its code is larger than the byte budget.
+FUNCTION_SAMPLE = 1500
+MAX_FUNCTION = 16 * 1024
+PAGE, PAGES = 4096, "code pages"  # 4 KiB
+# Built for AVX throughout, a compiler emits no legacy (non-VEX) SSE at all:
+# pyllamacpp's -mavx2 builds have 0 and 45 legacy SSE instructions to 12 138
+# and 9 929 VEX ones; a baseline build with AVX kernels keeps SSE in its
+# ordinary code (faiss 115 000 to 290 000, tensorflow-io's plugins 64 000
+# to 2 400). Judged only on at least MIN_VEX vector instructions.
+MIN_VEX = 200
+SSE_PER_VEX = 0.05
 
 GUARDED, UNKNOWN, UNGUARDED = "guarded", "unknown", "unguarded"
 
@@ -189,7 +235,12 @@ class IsaScan:
     cpuid_unknown: int = 0  # cpuid instructions whose leaf the scan could not read
     os_probes: list[str] = field(default_factory=list)  # getauxval, macOS sysctl hw.optional
     functions: dict[str, set[int]] = field(default_factory=dict)  # extension → functions using it
-    function_count: int = 0  # functions the image has (known starts)
+    function_count: int = 0  # functions the image has (known starts), or its code pages (``unit``)
+    unit: str = "functions"  # what function_count and ``functions`` count
+    sampled_functions: int = 0  # >0: ``functions`` holds only this many functions' code (a sample)
+    xgetbv: bool = False  # the code asks whether the OS saves AVX state: a probe, not dispatch
+    cpu_queries: list[str] = field(default_factory=list)  # CPU_QUERY_IMPORTS the binary calls
+    legacy_sse: int | None = None  # legacy-SSE vector instructions seen (None: not counted)
     baseline: str = ""  # a level the whole binary is built for ("x86-64-v2"), from its own text
 
     @property
@@ -208,18 +259,52 @@ class IsaScan:
             return GUARDED, ", ".join(self.guards)
         leaf = CPUID_LEAF.get(extension)
         probes = [f"cpuid leaf {leaf}"] if leaf is not None and leaf in self.cpuid_leaves else []
+        if self.xgetbv and leaf is not None:
+            # run by every AVX check (after cpuid leaf 1, whose leaf-7 sibling
+            # the audit may not read): proof that the binary asks the CPU, not
+            # that this code waits for the answer
+            probes.append("xgetbv")
+        if leaf is not None:
+            probes.extend(self.cpu_queries)
         if extension in (SVE, SVE2):
             probes = list(self.os_probes)
-        spread = len(self.functions.get(extension, ()))
-        share = f"{extension} code in {spread} of {self.function_count} functions"
-        confined = self.function_count > 0 and spread <= CONFINED_SHARE * self.function_count
+        spread, share = self._share(extension)
+        among = self.sampled_functions or self.function_count
+        confined = among > 0 and spread <= CONFINED_SHARE * among
         if probes:
+            if extension in VEX_FAMILY and self.built_for_avx:
+                return UNKNOWN, (f"{', '.join(probes)} probe, but {share}, and no legacy SSE code: "
+                                 f"built for AVX throughout")
             if confined:
                 return GUARDED, f"{', '.join(probes)} probe; {share}"
             return UNKNOWN, f"{', '.join(probes)} probe, but {share}"
         if self.cpuid_unknown and extension in CPUID_LEAF:
             return UNKNOWN, "cpuid of a leaf the audit cannot read"
         return UNGUARDED, ""
+
+    @property
+    def vex_vector(self) -> int:
+        """VEX-encoded vector instructions seen (BMI's are on general registers)."""
+        return sum(self.extensions.get(e, 0) for e in (AVX, AVX2, FMA, F16C))
+
+    @property
+    def built_for_avx(self) -> bool:
+        """The compiler made all the vector code VEX: a -mavx/-mavx2 build, whatever its probe."""
+        return (self.legacy_sse is not None and self.vex_vector >= MIN_VEX
+                and self.legacy_sse < SSE_PER_VEX * self.vex_vector)
+
+    def _share(self, extension: str) -> tuple[int, str]:
+        """The functions the confinement rule counts for ``extension``, and the words for it."""
+        own = len(self.functions.get(extension, ()))
+        among = self.sampled_functions or self.function_count
+        of = f"{among} sampled" if self.sampled_functions else f"{among}"
+        text = f"{extension} code in {own} of {of} {self.unit}"
+        if extension not in VEX_FAMILY:
+            return own, text
+        family = len(set().union(*(self.functions.get(e, set()) for e in VEX_FAMILY)))
+        if family > own:
+            text += f", {'/'.join(VEX_FAMILY)} code in {family}"
+        return family, text
 
     def add_guard(self, label: str) -> None:
         if label not in self.guards:
@@ -277,6 +362,9 @@ def _static_evidence(image: Image, data: bytes, result: IsaScan) -> None:
     for marker, label in WEAK_MARKERS:
         if any(data.find(marker, a, b) >= 0 for a, b in ranges):
             result.add_hint(label)
+    for marker, label in CPU_QUERY_IMPORTS:
+        if any(data.find(marker, a, b) >= 0 for a, b in ranges):
+            result.cpu_queries.append(label)
     if image.ifuncs:
         result.add_guard("ifunc")
     # getauxval(AT_HWCAP) is how Linux code asks for CPU features on Arm, but
@@ -288,8 +376,20 @@ def _static_evidence(image: Image, data: bytes, result: IsaScan) -> None:
     if "sysctlbyname" in image.imports and any(
             data.find(m, a, b) >= 0 for m in _MACOS_SYSCTL_PROBE for a, b in ranges):
         result.add_guard("macOS sysctl hw.optional")
-    result.function_count = len(image.anchors)
+    if len(image.anchors) > len(image.code):
+        result.function_count = len(image.anchors)
+    else:
+        # no function starts known beyond the code's own (a stripped Go
+        # executable has no unwind table): "confined" is then counted in
+        # pages, or any extension would be in "1 of 1 functions"
+        result.unit = PAGES
+        result.function_count = sum(-(-r.size // PAGE) for r in image.code)
     result.baseline = _baseline(data, ranges)
+
+
+def _place(image: Image, result: IsaScan, offset: int) -> int | None:
+    """The unit the code at ``offset`` is in: its function's start, or its page."""
+    return offset // PAGE if result.unit == PAGES else image.anchor_before(offset)
 
 
 # numpy's own text: "NumPy was built with baseline optimizations: \n(X86_V2) but …"
@@ -330,6 +430,21 @@ class _Walker:
             return None
         return self._decode(self._sync_point(c), c, commit=True)
 
+    def covering(self, c: int) -> tuple[int, int, str, str] | None:
+        """The instruction that contains the byte at ``c`` (its prefixes may come before it), else None."""
+        if c < self.pos:
+            return None
+        start, stop = self._sync_point(c), min(c + _X86_MAX_INSN, self.region.end)
+        found, end = None, start
+        for addr, size, mnemonic, op_str in _x86().disasm_lite(self.data[start:stop], start):
+            self.result.decoded += 1
+            end = addr + size
+            if end > c:
+                found = (addr, size, mnemonic, op_str) if addr <= c else None
+                break
+        self.pos = max(end, c + 1)
+        return found
+
     def _sync_point(self, c: int) -> int:
         start = self.pos
         anchor = self.image.anchor_before(c)
@@ -369,7 +484,8 @@ def _scan_x86(image: Image, data: bytes, result: IsaScan, budget: int) -> None:
             if insn is None:
                 continue
             if insn[2] == "xgetbv":
-                result.add_guard("xgetbv")
+                result.xgetbv = True
+                result.add_hint("xgetbv")
             elif insn[2] == "cpuid":
                 result.add_hint("cpuid")
                 leaf = _cpuid_leaf(data, region, m.start())
@@ -382,6 +498,9 @@ def _scan_x86(image: Image, data: bytes, result: IsaScan, budget: int) -> None:
     if result.guarded:
         regions = _sample(image.code, budget * 4)  # ~4 bytes an instruction
         result.complete = regions == image.code
+    elif result.xgetbv:
+        regions, result.sampled_functions = _function_sample(image, budget * 4)
+        result.complete = not result.sampled_functions
     for region in regions:
         walker = _Walker(image, data, region, result)
         for m in _VEX_CANDIDATES.finditer(data, region.offset, region.end):
@@ -389,10 +508,38 @@ def _scan_x86(image: Image, data: bytes, result: IsaScan, budget: int) -> None:
             if insn is not None and insn[2] != ".byte":
                 addr, _size, mnemonic, op_str = insn
                 ext = AVX512 if data[m.start()] == 0x62 else classify_vex(mnemonic, op_str)
-                result.found(ext, 1, _text(addr, image, region, mnemonic, op_str), image.anchor_before(addr))
+                text = _text(addr, image, region, mnemonic, op_str)
+                result.found(ext, 1, text, _place(image, result, addr))
         if result.guarded and result.decoded - spent > budget:
             result.complete = False
             return
+    probed = result.xgetbv or result.cpuid_leaves or result.cpu_queries
+    if not result.guarded and probed and result.vex_vector >= MIN_VEX:
+        # a probe may guard this code: unless the whole binary is built for AVX
+        result.legacy_sse = _legacy_sse(image, data, regions, result, SSE_PER_VEX * result.vex_vector)
+
+
+# Legacy SSE: 0F and an opcode of the common SSE moves and arithmetic (the
+# instruction may start at a 66/F2/F3 or REX prefix before it).
+_SSE_OPCODES = (0x10, 0x11, 0x28, 0x29, 0x51, 0x54, 0x57, 0x58, 0x59, 0x5C, 0x5E, 0x6E, 0x6F, 0x7E, 0x7F,
+                0xD4, 0xD6, 0xEF, 0xFE)
+_SSE_CANDIDATES = re.compile(b"\x0f" + _byte_class(_SSE_OPCODES))
+_SSE_MNEMONIC = re.compile(r"(?:mov(?:aps|ups|apd|upd|ss|sd|dqa|dqu|d|q)|xorp[sd]|pxor|andp[sd]|"
+                           r"(?:add|sub|mul|div|sqrt)[sp][sd]|padd[dq])$")
+
+
+def _legacy_sse(image: Image, data: bytes, regions: list[Region], result: IsaScan, enough: float) -> int:
+    """Legacy-SSE vector instructions in ``regions``, counted until ``enough``."""
+    count = 0
+    for region in regions:
+        walker = _Walker(image, data, region, result)
+        for m in _SSE_CANDIDATES.finditer(data, region.offset, region.end):
+            insn = walker.covering(m.start())
+            if insn is not None and _SSE_MNEMONIC.match(insn[2]) and "xmm" in insn[3]:
+                count += 1
+                if count >= enough:
+                    return count
+    return count
 
 
 def _cpuid_leaf(data: bytes, region: Region, c: int) -> int | None:
@@ -446,6 +593,32 @@ def _sample(code: list[Region], nbytes: int, pieces: int = 64) -> list[Region]:
     return out
 
 
+def _function_sample(image: Image, nbytes: int) -> tuple[list[Region], int]:
+    """Whole functions spread evenly over the image's code, and how many (all its code, 0 when small).
+
+    The share of functions that use an extension is then the share in the
+    sample: each function is decoded from its start to the next one, so a
+    function counts as using the extension exactly as in a full scan.
+    """
+    total = sum(r.size for r in image.code)
+    starts = image.anchors
+    if total <= nbytes or len(starts) < 2 * FUNCTION_SAMPLE:
+        return image.code, 0
+    step = len(starts) // FUNCTION_SAMPLE
+    code = sorted(image.code, key=lambda r: r.offset)
+    offsets = [r.offset for r in code]  # bisected: a hostile file can have 65 535 regions
+    out: list[Region] = []
+    for i in range(0, len(starts), step):
+        start = starts[i]
+        at = bisect.bisect_right(offsets, start) - 1
+        if at < 0 or start >= code[at].end:
+            continue
+        region = code[at]
+        end = min(starts[i + 1] if i + 1 < len(starts) else region.end, region.end, start + MAX_FUNCTION)
+        out.append(Region(start, end - start, region.vaddr + (start - region.offset)))
+    return out, len(out)
+
+
 def classify_vex(mnemonic: str, op_str: str) -> str:
     """The extension a VEX-encoded instruction needs (the CPUID flag that must be set)."""
     if mnemonic.startswith(_FMA_PREFIXES):
@@ -497,7 +670,7 @@ def _scan_aarch64(image: Image, data: bytes, result: IsaScan, budget: int) -> No
             _addr, _size, mnemonic, op_str = decoded[0]
             ext = SVE2 if mnemonic in _SVE2_ONLY else SVE
             vaddr = region.vaddr + (word_off - region.offset)
-            result.found(ext, 1, f"{vaddr:#x}: {mnemonic} {op_str}".rstrip(), image.anchor_before(word_off))
+            result.found(ext, 1, f"{vaddr:#x}: {mnemonic} {op_str}".rstrip(), _place(image, result, word_off))
         if result.guarded and result.decoded - spent > budget:
             result.complete = False
             return

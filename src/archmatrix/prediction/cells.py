@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from ..audit.report import BinaryAudit
 
 # Bump when what is cached (or how it is judged) changes: old entries are then not read.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 MAX_FINDINGS = 5  # listed in a cell's evidence; the count says how many more
 
 # BLAS/LAPACK, OpenMP and Fortran runtimes: the libraries whose failing to load is ``blas-load``.
