@@ -25,6 +25,7 @@ from .progress import LaneProgress, PlainProgress, Reporter, for_terminal
 from .pyversions import result_file
 from .runners import RUNNERS, LaneInfraError, LaneJob, Runner
 from .runners.common import run_prepared
+from .schedule import read_durations, record_durations, start_order
 from .suite.result import LaneResult, LaneStatus, ResultFileError, load, save
 
 log = logging.getLogger("archmatrix")
@@ -141,8 +142,11 @@ def _run_planned(
         futures: dict[Future[LaneResult], PlannedLane] = {}
         jobs: dict[Future[LaneResult], LaneJob] = {}
         trackers = {p.lane.id: progress.lane(p.lane.id) for p in runnable}  # every lane shown, waiting
+        # each pool starts its longest lanes first (by the last run's durations): see archmatrix.schedule
+        order = {lane_id: i for i, lane_id in
+                 enumerate(start_order([p.lane.id for p in runnable], read_durations(workdir)))}
         for name, (_w, lanes) in groups.items():
-            for p in lanes:
+            for p in sorted(lanes, key=lambda p: order[p.lane.id]):
                 tracker = trackers[p.lane.id]
                 job = LaneJob(config=config, lane=p.lane, host=host, workdir=workdir,
                               out=result_file(results_dir, p.lane.id), progress=tracker, phase=tracker.phase)
@@ -180,6 +184,7 @@ def _run_planned(
             for pool in pools.values():
                 pool.shutdown(wait=not interrupted)
     ordered = [results[p.lane.id] for p in planned if p.lane.id in results]
+    record_durations(workdir, ordered)
     from .results import build_matrix
 
     built = build_matrix(ordered, config)
