@@ -26,10 +26,11 @@ plan``: host, linux-amd64-docker, linux-arm64-docker, linux-x86_64-noavx):
     its own, never the repository's.
 
 Parallelism is the same on both sides: the matrix runs lanes
-``plan.parallelism`` at a time (one per core, two on a 2-core host), in config
-order; the bare side runs its lane processes with the same number of
-threads in the same order. Two lanes at a time on two cores means each lane's
-work competes with the other's on both sides alike.
+``plan.parallelism`` at a time (one per core, two on a 2-core host), longest
+first by the previous run's durations (``archmatrix.schedule``); the bare side
+runs its lane processes with the same number of threads in the same order.
+Two lanes at a time on two cores means each lane's work competes with the
+other's on both sides alike.
 
 The target (issue 8) is warm ≤ 1.3× bare. Everything the bench creates is
 removed at the end unless ``--keep``.
@@ -62,6 +63,7 @@ from archmatrix.profiles import DEFAULT_PROFILES
 from archmatrix.runners.common import lane_env
 from archmatrix.runners.docker import emulation
 from archmatrix.runners.qemu import qemu_command
+from archmatrix.schedule import read_durations, start_order
 from archmatrix.staging.suite import stage_suite
 from archmatrix.suite.result import LaneResult, load
 
@@ -189,7 +191,7 @@ def run_bare(commands: Sequence[tuple[str, list[str], dict[str, str] | None]], w
         return Bare(lane, wall, float(report["total_s"]), report["checks"])
 
     start = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=workers) as pool:  # submission order = config order
+    with ThreadPoolExecutor(max_workers=workers) as pool:  # submission order = the matrix's start order
         out = list(pool.map(one, commands))
     return time.perf_counter() - start, out
 
@@ -267,7 +269,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             warm_times.append(wall)
             rebuilt.append(built)
             say(f"bare run {i + 1}: {len(commands)} lane process(es), {workers} at a time")
-            wall, per_lane = run_bare(commands, workers)
+            # in the order the matrix starts them: longest first by the durations it recorded
+            order = start_order(lane_ids, read_durations(workdir))
+            wall, per_lane = run_bare(sorted(commands, key=lambda c: order.index(c[0])), workers)
             bare_runs[wall] = per_lane
             say(f"bare run {i + 1}: {wall:.1f} s")
         # a warm run that rebuilt an image is not a warm run (unless every one did)
@@ -293,7 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"load average: {load_before[0]:.2f} before, {os.getloadavg()[0]:.2f} after "
           "(other work on this machine inflates both sides)")
     print(f"lanes: {', '.join(lane_ids)}; {workers} at a time on both sides "
-          f"(the matrix's plan.parallelism: one per core), in config order")
+          f"(the matrix's plan.parallelism: one per core), longest first")
     print()
     print(tabulate(rows, headers=["lane", "matrix lane s", "bare s", "bare in-process s",
                                   "checks bare / matrix", "bare failures"], tablefmt="simple"))

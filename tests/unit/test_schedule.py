@@ -1,4 +1,4 @@
-"""Lanes start longest first, by the last run's durations (archmatrix.schedule), through the real orchestrator."""
+"""Lanes start longest first by the last run's durations (archmatrix.schedule), through the orchestrator."""
 
 from __future__ import annotations
 
